@@ -1,0 +1,202 @@
+//! On-disk cache of compiled components.
+//!
+//! Compiling a component takes tens of milliseconds (seconds for a Python one); loading a
+//! compiled artifact takes well under one. But deserializing compiled code is `unsafe` in
+//! wasmtime for a reason: a crafted artifact is arbitrary native code. So this cache only ever
+//! hands back bytes it wrote itself:
+//!
+//! - each artifact is sealed with a keyed BLAKE3 MAC over (component digest, engine
+//!   compatibility hash, payload), using a random key stored in the cache directory with mode
+//!   0600; a file that fails the check is ignored (and replaced);
+//! - the directory must belong to the current user and not be writable by others, or the cache
+//!   is not used at all;
+//! - files are written to a temporary name and renamed, so a crash never leaves a torn artifact.
+//!
+//! Artifacts are keyed by the component's sha256 and wasmtime's precompile-compatibility hash,
+//! so a new wasmtime or a different engine configuration misses cleanly.
+
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+const MAGIC: &[u8; 8] = b"OPCWASM1";
+const MAC_LEN: usize = 32;
+
+/// A verified artifact store in one directory.
+#[derive(Debug, Clone)]
+pub struct ArtifactCache {
+    dir: PathBuf,
+    key: [u8; 32],
+}
+
+/// Why the cache cannot be used (the runtime then compiles every time).
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("cache directory {dir}: {source}")]
+    Io {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cache directory {dir} is not safe to use: {why}")]
+    Unsafe { dir: PathBuf, why: String },
+}
+
+impl ArtifactCache {
+    /// The default location: `$OPERATOR_CACHE_DIR`, else `$XDG_CACHE_HOME/operator`, else
+    /// `~/.cache/operator`.
+    pub fn default_dir() -> Option<PathBuf> {
+        if let Some(dir) = std::env::var_os("OPERATOR_CACHE_DIR") {
+            return Some(PathBuf::from(dir));
+        }
+        if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+            return Some(PathBuf::from(dir).join("operator"));
+        }
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("operator"))
+    }
+
+    /// Opens (creating if needed) the cache in `dir` and checks it is private to this user.
+    pub fn open(dir: &Path) -> Result<Self, CacheError> {
+        let io = |source| CacheError::Io { dir: dir.to_path_buf(), source };
+        let artifacts = dir.join("compiled");
+        fs::create_dir_all(&artifacts).map_err(io)?;
+        for d in [dir, artifacts.as_path()] {
+            let meta = fs::symlink_metadata(d).map_err(io)?;
+            // SAFETY: getuid has no preconditions and cannot fail.
+            let uid = unsafe { libc::getuid() };
+            if meta.uid() != uid {
+                return Err(CacheError::Unsafe { dir: d.to_path_buf(), why: format!("owned by uid {}, not {uid}", meta.uid()) });
+            }
+            if !meta.is_dir() {
+                return Err(CacheError::Unsafe { dir: d.to_path_buf(), why: "not a directory".into() });
+            }
+            if meta.mode() & 0o022 != 0 {
+                fs::set_permissions(d, fs::Permissions::from_mode(meta.mode() & 0o755 & !0o022)).map_err(io)?;
+            }
+        }
+        let key = load_or_create_key(&dir.join("key")).map_err(io)?;
+        Ok(ArtifactCache { dir: dir.to_path_buf(), key })
+    }
+
+    /// The cache directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where the artifact for (digest, compat) lives.
+    pub fn path(&self, digest: &str, compat: &str) -> PathBuf {
+        self.dir.join("compiled").join(format!("{digest}-{compat}.cwasm"))
+    }
+
+    /// The verified artifact payload, or `None` when absent or not sealed by this cache.
+    pub fn get(&self, digest: &str, compat: &str) -> Option<Vec<u8>> {
+        let bytes = fs::read(self.path(digest, compat)).ok()?;
+        let rest = bytes.strip_prefix(MAGIC.as_slice())?;
+        if rest.len() < MAC_LEN {
+            return None;
+        }
+        let (mac, payload) = rest.split_at(MAC_LEN);
+        let expected = self.mac(digest, compat, payload);
+        // Constant-time comparison.
+        if blake3::Hash::from_bytes(expected) != blake3::Hash::from_slice(mac).ok()? {
+            tracing::warn!(digest, "ignoring a compiled artifact that this cache did not seal");
+            return None;
+        }
+        Some(payload.to_vec())
+    }
+
+    /// Seals and stores an artifact; returns its path.
+    pub fn put(&self, digest: &str, compat: &str, payload: &[u8]) -> Result<PathBuf, CacheError> {
+        let path = self.path(digest, compat);
+        let io = |source| CacheError::Io { dir: self.dir.clone(), source };
+        let dir = path.parent().unwrap_or(&self.dir);
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+        tmp.write_all(MAGIC).map_err(io)?;
+        tmp.write_all(&self.mac(digest, compat, payload)).map_err(io)?;
+        tmp.write_all(payload).map_err(io)?;
+        tmp.as_file().sync_all().map_err(io)?;
+        tmp.persist(&path).map_err(|e| io(e.error))?;
+        Ok(path)
+    }
+
+    fn mac(&self, digest: &str, compat: &str, payload: &[u8]) -> [u8; 32] {
+        let mut h = blake3::Hasher::new_keyed(&self.key);
+        h.update(digest.as_bytes()).update(b"\0").update(compat.as_bytes()).update(b"\0").update(payload);
+        *h.finalize().as_bytes()
+    }
+}
+
+fn load_or_create_key(path: &Path) -> std::io::Result<[u8; 32]> {
+    if let Ok(bytes) = fs::read(path) {
+        let meta = fs::metadata(path)?;
+        if let (Ok(key), 0) = (<[u8; 32]>::try_from(bytes.as_slice()), meta.mode() & 0o077) {
+            return Ok(key);
+        }
+        // A key others could read (or a torn one) is replaced; old artifacts then fail the MAC.
+        fs::remove_file(path)?;
+    }
+    let mut key = [0u8; 32];
+    getrandom(&mut key)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(path.parent().unwrap_or(Path::new(".")))?;
+    tmp.as_file().set_permissions(fs::Permissions::from_mode(0o600))?;
+    tmp.write_all(&key)?;
+    tmp.as_file().sync_all()?;
+    match tmp.persist_noclobber(path) {
+        Ok(_) => Ok(key),
+        // Another process created the key first: use theirs.
+        Err(_) => {
+            let bytes = fs::read(path)?;
+            <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| std::io::Error::other("torn cache key"))
+        }
+    }
+}
+
+fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {
+    use std::io::Read as _;
+    fs::OpenOptions::new().read(true).custom_flags(libc::O_CLOEXEC).open("/dev/urandom")?.read_exact(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_artifact_round_trips_through_the_cache() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = ArtifactCache::open(dir.path()).expect("open");
+        cache.put("abc", "v1", b"compiled code").expect("put");
+        assert_eq!(cache.get("abc", "v1").as_deref(), Some(b"compiled code".as_slice()));
+        assert_eq!(cache.get("abc", "v2"), None, "another engine misses");
+        // A second handle on the same directory reuses the key.
+        let again = ArtifactCache::open(dir.path()).expect("reopen");
+        assert_eq!(again.get("abc", "v1").as_deref(), Some(b"compiled code".as_slice()));
+    }
+
+    #[test]
+    fn an_artifact_the_cache_did_not_seal_is_never_returned() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = ArtifactCache::open(dir.path()).expect("open");
+        let path = cache.put("abc", "v1", b"compiled code").expect("put");
+        // Tamper with the payload.
+        let mut bytes = fs::read(&path).expect("read");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        fs::write(&path, &bytes).expect("write");
+        assert_eq!(cache.get("abc", "v1"), None);
+        // A file dropped in by someone else, even with the right magic.
+        let mut forged = MAGIC.to_vec();
+        forged.extend_from_slice(&[0u8; 32]);
+        forged.extend_from_slice(b"evil");
+        fs::write(cache.path("def", "v1"), forged).expect("write");
+        assert_eq!(cache.get("def", "v1"), None);
+    }
+
+    #[test]
+    fn the_key_is_private_to_the_user() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        ArtifactCache::open(dir.path()).expect("open");
+        let mode = fs::metadata(dir.path().join("key")).expect("key").mode();
+        assert_eq!(mode & 0o077, 0);
+    }
+}

@@ -1,0 +1,580 @@
+//! The `http` capability: requests to named, granted endpoints.
+//!
+//! A component never sends a URL. It names an endpoint, a method and a path; [`HttpGrants`]
+//! decides, from the manifest's rules, whether that is allowed and builds the real URL. The
+//! checks are strict on purpose: the path must be a clean absolute path (no `..`, no encoded
+//! separators or dots, no `//` that would turn into another host), headers that could
+//! smuggle a second request or change framing are refused, redirects are never followed, and
+//! the response body is read only up to the size limit.
+//!
+//! Sending is behind the [`HttpTransport`] trait so policy and budgets are testable with any
+//! transport; [`ReqwestTransport`] is the real one.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::Duration;
+
+use url::Url;
+
+use crate::manifest::{EndpointGrant, Origin, Rule};
+
+/// A request as a component asked for it, before any check.
+#[derive(Debug, Clone)]
+pub struct OutgoingRequest {
+    pub endpoint: String,
+    /// Upper-case method name.
+    pub method: String,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+    /// A timeout the component asked for (only ever shortens the host's).
+    pub timeout: Option<Duration>,
+}
+
+/// A request the grants allow, with its real URL.
+#[derive(Debug, Clone)]
+pub struct AuthorizedRequest {
+    pub method: String,
+    pub url: Url,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+    /// The shorter of the endpoint's and the component's timeout, if any.
+    pub timeout: Option<Duration>,
+}
+
+/// A complete response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Why a request was not sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The grants do not allow it; `hint` says what would.
+    #[error("{reason}")]
+    Denied { reason: String, hint: String },
+    /// The request is malformed.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+}
+
+/// Why sending failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    #[error("{0}")]
+    Unreachable(String),
+    #[error("response body larger than the {0}-byte limit")]
+    TooLarge(u64),
+}
+
+/// Headers the host controls: letting a guest set them could smuggle requests or change framing.
+const FORBIDDEN_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "te",
+    "trailer",
+    "keep-alive",
+    "expect",
+    "proxy-authorization",
+    "proxy-connection",
+];
+const MAX_HEADERS: usize = 64;
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Largest request body a component may send.
+pub const MAX_REQUEST_BODY: usize = 8 * 1024 * 1024;
+
+/// The endpoints a component may reach and what it may send there.
+#[derive(Debug, Clone, Default)]
+pub struct HttpGrants {
+    endpoints: BTreeMap<String, EndpointGrant>,
+    /// The manifest the grants came from, for hints about endpoints it lacks.
+    manifest: Option<PathBuf>,
+}
+
+impl HttpGrants {
+    /// Grants from a manifest's endpoints (or none).
+    pub fn new(endpoints: BTreeMap<String, EndpointGrant>, manifest: Option<PathBuf>) -> Self {
+        HttpGrants { endpoints, manifest }
+    }
+
+    /// Points an endpoint at another URL (`--endpoint NAME=URL`). An endpoint the manifest
+    /// does not name is granted GET and HEAD on every path.
+    pub fn override_url(&mut self, name: &str, url: Url) {
+        match self.endpoints.get_mut(name) {
+            Some(grant) => grant.url = url,
+            None => {
+                let rules = vec![Rule { methods: vec!["GET".into(), "HEAD".into()], paths: vec!["/".into()] }];
+                let grant = EndpointGrant { name: name.into(), url, rules, timeout: None, origin: Origin::CommandLine };
+                self.endpoints.insert(name.into(), grant);
+            }
+        }
+    }
+
+    /// The granted endpoints, by name.
+    pub fn endpoints(&self) -> impl Iterator<Item = &EndpointGrant> {
+        self.endpoints.values()
+    }
+
+    /// Checks a request against the grants and builds its URL.
+    pub fn authorize(&self, req: &OutgoingRequest) -> Result<AuthorizedRequest, Refusal> {
+        let Some(grant) = self.endpoints.get(&req.endpoint) else {
+            return Err(self.unknown_endpoint(&req.endpoint));
+        };
+        check_path(&req.path).map_err(|why| Refusal::Invalid(format!("path `{}` {why}", req.path)))?;
+        let method = req.method.to_ascii_uppercase();
+        let headers = check_headers(&req.headers)?;
+        if req.body.as_ref().is_some_and(|b| b.len() > MAX_REQUEST_BODY) {
+            return Err(Refusal::Invalid(format!("request body larger than {MAX_REQUEST_BODY} bytes")));
+        }
+
+        let allowed = grant
+            .rules
+            .iter()
+            .any(|r| r.methods.contains(&method) && r.paths.iter().any(|p| path_has_prefix(&req.path, p)));
+        if !allowed {
+            return Err(denied_by_rules(grant, &method, &req.path));
+        }
+
+        let url = build_url(&grant.url, &req.path, &req.query)?;
+        let timeout = match (grant.timeout, req.timeout) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Ok(AuthorizedRequest { method, url, headers, body: req.body.clone(), timeout })
+    }
+
+    fn unknown_endpoint(&self, name: &str) -> Refusal {
+        let reason = if self.endpoints.is_empty() {
+            format!("endpoint `{name}` is not granted: this component has no HTTP endpoints granted")
+        } else {
+            let known: Vec<&str> = self.endpoints.keys().map(String::as_str).collect();
+            format!("endpoint `{name}` is not granted (granted: {})", known.join(", "))
+        };
+        let section = format!(
+            "[endpoints.{name}]\nurl = \"http://HOST:PORT\"\nallow = [{{ methods = [\"GET\"], paths = [\"/\"] }}]"
+        );
+        let hint = match &self.manifest {
+            Some(path) => format!("add to {}:\n{section}\nor pass --endpoint {name}=URL for read-only access", path.display()),
+            None => format!("pass --endpoint {name}=URL for read-only access, or --manifest FILE with:\n{section}"),
+        };
+        Refusal::Denied { reason, hint }
+    }
+}
+
+fn denied_by_rules(grant: &EndpointGrant, method: &str, path: &str) -> Refusal {
+    let path_ok = grant.rules.iter().any(|r| r.paths.iter().any(|p| path_has_prefix(path, p)));
+    let reason = if path_ok {
+        format!("{method} is not granted on `{path}` of endpoint `{}`", grant.name)
+    } else {
+        format!("path `{path}` of endpoint `{}` is not granted", grant.name)
+    };
+    let rule = format!("{{ methods = [\"{method}\"], paths = [\"{path}\"] }}");
+    let hint = match &grant.origin {
+        Origin::Manifest { path: file, line } => {
+            format!("add {rule} to endpoints.{}.allow in {}:{line}", grant.name, file.display())
+        }
+        Origin::CommandLine => format!(
+            "--endpoint grants only GET and HEAD; to allow this, pass --manifest FILE with endpoints.{}.allow = [{rule}]",
+            grant.name
+        ),
+    };
+    Refusal::Denied { reason, hint }
+}
+
+/// Checks that `path` is a clean absolute path: what a grant prefix or a request may name.
+///
+/// Refuses anything a server or proxy could resolve to another path or host: `//` (another
+/// authority), `.`/`..` segments, backslashes, query or fragment markers, control characters,
+/// and percent-encoded `.`, `/`, `\`, `%` or NUL.
+pub fn check_path(path: &str) -> Result<(), &'static str> {
+    if !path.starts_with('/') {
+        return Err("must start with `/` (a path, not a URL)");
+    }
+    if path.starts_with("//") {
+        return Err("must not start with `//`");
+    }
+    if path.len() > 8 * 1024 {
+        return Err("is longer than 8 KiB");
+    }
+    let bytes = path.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match b {
+            b'%' => {
+                let hex = path.get(i + 1..i + 3).ok_or("has a truncated %-escape")?;
+                let v = u8::from_str_radix(hex, 16).map_err(|_| "has an invalid %-escape")?;
+                if matches!(v, b'.' | b'/' | b'\\' | b'%' | 0) || v < 0x20 {
+                    return Err("encodes a separator, dot, `%` or control character");
+                }
+                i += 3;
+                continue;
+            }
+            b'?' | b'#' => return Err("must not contain `?` or `#`; pass the query separately"),
+            b'\\' => return Err("must not contain `\\`"),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => {}
+            b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
+            | b':' | b'@' | b'/' => {}
+            _ => return Err("contains a character that must be percent-encoded"),
+        }
+        i += 1;
+    }
+    for segment in path[1..].split('/') {
+        if segment == "." || segment == ".." {
+            return Err("must not contain `.` or `..` segments");
+        }
+    }
+    if path[1..].split('/').rev().skip(1).any(str::is_empty) {
+        return Err("must not contain empty segments (`//`)");
+    }
+    Ok(())
+}
+
+/// True when `prefix` covers `path` on whole segments.
+pub fn path_has_prefix(path: &str, prefix: &str) -> bool {
+    if prefix == "/" {
+        return true;
+    }
+    match path.strip_prefix(prefix) {
+        Some(rest) => rest.is_empty() || prefix.ends_with('/') || rest.starts_with('/'),
+        None => false,
+    }
+}
+
+fn check_headers(headers: &[(String, String)]) -> Result<Vec<(String, String)>, Refusal> {
+    if headers.len() > MAX_HEADERS {
+        return Err(Refusal::Invalid(format!("more than {MAX_HEADERS} headers")));
+    }
+    let total: usize = headers.iter().map(|(n, v)| n.len() + v.len()).sum();
+    if total > MAX_HEADER_BYTES {
+        return Err(Refusal::Invalid(format!("headers larger than {MAX_HEADER_BYTES} bytes")));
+    }
+    let mut out = Vec::with_capacity(headers.len());
+    for (name, value) in headers {
+        let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        if name.is_empty() || !name.bytes().all(token) {
+            return Err(Refusal::Invalid(format!("header name {name:?} is not a valid token")));
+        }
+        let lower = name.to_ascii_lowercase();
+        if FORBIDDEN_HEADERS.contains(&lower.as_str()) || lower.starts_with("proxy-") {
+            return Err(Refusal::Invalid(format!("header `{name}` is set by the host and cannot be sent")));
+        }
+        if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            return Err(Refusal::Invalid(format!("header `{name}` has a control character (CR, LF or NUL) in its value")));
+        }
+        out.push((lower, value.clone()));
+    }
+    Ok(out)
+}
+
+fn build_url(base: &Url, path: &str, query: &[(String, String)]) -> Result<Url, Refusal> {
+    let mut url = base.clone();
+    let joined = format!("{}{}", base.path().trim_end_matches('/'), path);
+    url.set_path(&joined);
+    if !query.is_empty() {
+        let mut pairs = url.query_pairs_mut();
+        for (k, v) in query {
+            pairs.append_pair(k, v);
+        }
+    }
+    if url.origin() != base.origin() {
+        return Err(Refusal::Invalid("the request would leave the endpoint's origin".into()));
+    }
+    Ok(url)
+}
+
+/// Sends authorized requests. Implementations read at most `max_body` bytes of the body.
+pub trait HttpTransport: Send + Sync {
+    fn send<'a>(
+        &'a self,
+        req: AuthorizedRequest,
+        max_body: u64,
+    ) -> Pin<Box<dyn Future<Output = Result<HttpResponse, TransportError>> + Send + 'a>>;
+}
+
+/// The real transport: reqwest, with no redirects and no proxies.
+#[derive(Debug, Clone)]
+pub struct ReqwestTransport {
+    client: reqwest::Client,
+}
+
+impl ReqwestTransport {
+    /// A client that never follows redirects (a redirect could lead outside the grant).
+    pub fn new() -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .user_agent(concat!("operator/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .build()?;
+        Ok(ReqwestTransport { client })
+    }
+}
+
+impl HttpTransport for ReqwestTransport {
+    fn send<'a>(
+        &'a self,
+        req: AuthorizedRequest,
+        max_body: u64,
+    ) -> Pin<Box<dyn Future<Output = Result<HttpResponse, TransportError>> + Send + 'a>> {
+        Box::pin(async move {
+            let method = reqwest::Method::from_bytes(req.method.as_bytes())
+                .map_err(|_| TransportError::Unreachable(format!("bad method {}", req.method)))?;
+            let mut builder = self.client.request(method, req.url);
+            for (name, value) in &req.headers {
+                builder = builder.header(name, value);
+            }
+            if let Some(body) = req.body {
+                builder = builder.body(body);
+            }
+            let mut resp = builder.send().await.map_err(describe)?;
+            if resp.content_length().is_some_and(|n| n > max_body) {
+                return Err(TransportError::TooLarge(max_body));
+            }
+            let status = resp.status().as_u16();
+            let headers = resp
+                .headers()
+                .iter()
+                .take(MAX_HEADERS * 2)
+                .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .collect();
+            let mut body = Vec::new();
+            while let Some(chunk) = resp.chunk().await.map_err(describe)? {
+                if (body.len() + chunk.len()) as u64 > max_body {
+                    return Err(TransportError::TooLarge(max_body));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(HttpResponse { status, headers, body })
+        })
+    }
+}
+
+/// The error and its causes, without the URL (the component never sees URLs).
+fn describe(e: reqwest::Error) -> TransportError {
+    let e = e.without_url();
+    let mut msg = if e.is_connect() {
+        "connection failed".to_string()
+    } else if e.is_body() || e.is_decode() {
+        "reading the response failed".to_string()
+    } else {
+        "sending the request failed".to_string()
+    };
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            let _ = write!(msg, ": {text}");
+        }
+        source = s.source();
+    }
+    TransportError::Unreachable(msg)
+}
+
+// --- WIT glue -------------------------------------------------------------------------------
+
+use crate::bindings::http as wit;
+use crate::bindings::sandbox::Denial;
+use crate::error::HostAbort;
+use crate::sandbox::{Denial as RecordedDenial, HostState, HostWait};
+
+impl From<wit::Request> for OutgoingRequest {
+    fn from(r: wit::Request) -> Self {
+        let method = match r.method {
+            wit::Method::Get => "GET",
+            wit::Method::Head => "HEAD",
+            wit::Method::Post => "POST",
+            wit::Method::Put => "PUT",
+            wit::Method::Patch => "PATCH",
+            wit::Method::Delete => "DELETE",
+        };
+        OutgoingRequest {
+            endpoint: r.endpoint,
+            method: method.into(),
+            path: r.path,
+            query: r.query,
+            headers: r.headers.into_iter().map(|h| (h.name, h.value)).collect(),
+            body: r.body,
+            timeout: r.timeout_ms.map(|ms| Duration::from_millis(ms.into())),
+        }
+    }
+}
+
+impl wit::Host for HostState {
+    async fn send(&mut self, request: wit::Request) -> wasmtime::Result<Result<wit::Response, wit::HttpError>> {
+        let request = OutgoingRequest::from(request);
+        let authorized = match self.http.authorize(&request) {
+            Ok(a) => a,
+            Err(Refusal::Denied { reason, hint }) => {
+                tracing::debug!(component = self.component, "denied: {reason}");
+                self.denials.push(RecordedDenial { capability: "http".into(), reason: reason.clone(), hint: hint.clone() });
+                return Ok(Err(wit::HttpError::Denied(Denial { reason, hint })));
+            }
+            Err(Refusal::Invalid(why)) => return Ok(Err(wit::HttpError::InvalidRequest(why))),
+        };
+        tracing::debug!(component = self.component, "{} {}", authorized.method, authorized.url);
+        let timeout = authorized.timeout;
+        let transport = self.transport.clone();
+        let sent = transport.send(authorized, self.limits.response_size);
+        match self.clock.host_call(timeout, sent).await {
+            Ok(Ok(r)) => Ok(Ok(wit::Response {
+                status: r.status,
+                headers: r.headers.into_iter().map(|(name, value)| wit::Header { name, value }).collect(),
+                body: r.body,
+            })),
+            Ok(Err(TransportError::Unreachable(why))) => Ok(Err(wit::HttpError::Unreachable(why))),
+            Ok(Err(TransportError::TooLarge(limit))) => Ok(Err(wit::HttpError::TooLarge(limit))),
+            Err(HostWait::Timeout(t)) => Ok(Err(wit::HttpError::Timeout(format!(
+                "no complete response within {}",
+                crate::limits::format_duration(t)
+            )))),
+            Err(HostWait::BudgetExhausted) => Err(HostAbort::HostBudget.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Manifest;
+    use std::path::Path;
+
+    fn grants() -> HttpGrants {
+        let text = r#"
+[endpoints.pd]
+url = "http://127.0.0.1:2379"
+allow = [
+  { methods = ["GET"], paths = ["/pd/api/v1/stores", "/pd/api/v1/region/id/"] },
+  { methods = ["POST"], paths = ["/pd/api/v1/operators"] },
+]
+"#;
+        let m = Manifest::parse(Path::new("subjects/tikv/operator.toml"), text).expect("manifest");
+        HttpGrants::new(m.endpoints, Some(m.path))
+    }
+
+    fn req(endpoint: &str, method: &str, path: &str) -> OutgoingRequest {
+        OutgoingRequest {
+            endpoint: endpoint.into(),
+            method: method.into(),
+            path: path.into(),
+            query: vec![],
+            headers: vec![],
+            body: None,
+            timeout: None,
+        }
+    }
+
+    #[test]
+    fn a_granted_request_gets_the_endpoint_url_and_its_query() {
+        let mut r = req("pd", "GET", "/pd/api/v1/stores");
+        r.query = vec![("state".into(), "0".into()), ("state".into(), "1 2".into())];
+        let a = grants().authorize(&r).expect("allowed");
+        assert_eq!(a.url.as_str(), "http://127.0.0.1:2379/pd/api/v1/stores?state=0&state=1+2");
+        let a = grants().authorize(&req("pd", "GET", "/pd/api/v1/region/id/42")).expect("allowed");
+        assert_eq!(a.url.path(), "/pd/api/v1/region/id/42");
+    }
+
+    #[test]
+    fn an_ungranted_endpoint_is_denied_with_the_section_to_add() {
+        let Err(Refusal::Denied { reason, hint }) = grants().authorize(&req("grafana", "GET", "/")) else {
+            panic!("expected a denial");
+        };
+        assert!(reason.contains("`grafana` is not granted (granted: pd)"), "{reason}");
+        assert!(hint.contains("subjects/tikv/operator.toml") && hint.contains("[endpoints.grafana]"), "{hint}");
+    }
+
+    #[test]
+    fn an_ungranted_method_names_the_manifest_line_that_would_allow_it() {
+        let Err(Refusal::Denied { reason, hint }) = grants().authorize(&req("pd", "DELETE", "/pd/api/v1/stores")) else {
+            panic!("expected a denial");
+        };
+        assert!(reason.contains("DELETE is not granted"), "{reason}");
+        assert_eq!(
+            hint,
+            "add { methods = [\"DELETE\"], paths = [\"/pd/api/v1/stores\"] } to endpoints.pd.allow in subjects/tikv/operator.toml:4"
+        );
+    }
+
+    #[test]
+    fn prefixes_match_whole_segments_only() {
+        assert!(grants().authorize(&req("pd", "GET", "/pd/api/v1/stores/1")).is_ok());
+        assert!(matches!(grants().authorize(&req("pd", "GET", "/pd/api/v1/storesX")), Err(Refusal::Denied { .. })));
+        assert!(matches!(grants().authorize(&req("pd", "GET", "/pd/api/v1/config")), Err(Refusal::Denied { .. })));
+        assert!(matches!(grants().authorize(&req("pd", "POST", "/pd/api/v1/stores")), Err(Refusal::Denied { .. })));
+    }
+
+    #[test]
+    fn path_escapes_and_absolute_urls_are_invalid() {
+        for path in [
+            "/pd/api/v1/stores/../config",
+            "/pd/api/v1/stores/%2e%2e/config",
+            "/pd/api/v1/stores/%2E%2E/config",
+            "/pd/api/v1/stores%2f..%2fconfig",
+            "/pd/api/v1/stores/./x",
+            "//evil.example/pd/api/v1/stores",
+            "http://evil.example/pd/api/v1/stores",
+            "/pd/api/v1/stores?x=1",
+            "/pd/api/v1/stores#x",
+            "/pd/api/v1/stores\\..\\config",
+            "/pd/api/v1/stores//x",
+            "/pd/api/v1/stores/\r\nHost: evil",
+            "/pd/api/v1/stores/%25",
+            "pd/api/v1/stores",
+        ] {
+            assert!(
+                matches!(grants().authorize(&req("pd", "GET", path)), Err(Refusal::Invalid(_))),
+                "{path:?} should be invalid"
+            );
+        }
+    }
+
+    #[test]
+    fn smuggling_headers_are_refused() {
+        for (name, value) in [
+            ("Host", "evil.example"),
+            ("Content-Length", "0"),
+            ("Transfer-Encoding", "chunked"),
+            ("X-Ok", "a\r\nX-Evil: 1"),
+            ("X-Ok", "a\nb"),
+            ("Bad Name", "x"),
+            ("Proxy-Anything", "x"),
+        ] {
+            let mut r = req("pd", "GET", "/pd/api/v1/stores");
+            r.headers = vec![(name.into(), value.into())];
+            assert!(matches!(grants().authorize(&r), Err(Refusal::Invalid(_))), "{name}: {value:?}");
+        }
+        let mut r = req("pd", "GET", "/pd/api/v1/stores");
+        r.headers = vec![("Accept".into(), "application/json".into())];
+        assert!(grants().authorize(&r).is_ok());
+    }
+
+    #[test]
+    fn a_command_line_endpoint_is_read_only() {
+        let mut g = HttpGrants::default();
+        g.override_url("prom", Url::parse("http://127.0.0.1:9090").expect("url"));
+        assert!(g.authorize(&req("prom", "GET", "/api/v1/query")).is_ok());
+        let Err(Refusal::Denied { hint, .. }) = g.authorize(&req("prom", "POST", "/api/v1/query")) else {
+            panic!("expected a denial");
+        };
+        assert!(hint.contains("--manifest"), "{hint}");
+    }
+
+    #[test]
+    fn an_override_keeps_the_manifest_rules() {
+        let mut g = grants();
+        g.override_url("pd", Url::parse("http://10.0.0.1:2379/base/").expect("url"));
+        let a = g.authorize(&req("pd", "GET", "/pd/api/v1/stores")).expect("allowed");
+        assert_eq!(a.url.as_str(), "http://10.0.0.1:2379/base/pd/api/v1/stores");
+        assert!(g.authorize(&req("pd", "GET", "/pd/api/v1/config")).is_err());
+    }
+}

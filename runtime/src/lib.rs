@@ -1,0 +1,20 @@
+//! The operator runtime: runs WebAssembly components that observe and operate distributed
+//! systems, giving each one only what its grants allow.
+//!
+//! - [`engine`]: the wasmtime engine, the compile cache and loading of components.
+//! - [`sandbox`]: one supervised call: fresh instance, budgets, named errors.
+//! - [`host`]: the capabilities a component may import (HTTP, log, Docker, progress).
+//! - [`manifest`]: grant manifests; [`limits`]: the budgets and their units.
+
+mod bindings;
+pub mod cache;
+pub mod engine;
+pub mod error;
+pub mod host;
+pub mod limits;
+pub mod manifest;
+pub mod sandbox;
+
+pub use engine::{LoadOrigin, LoadedComponent, Runtime, RuntimeOptions};
+pub use error::{Budget, CallError, LoadError};
+pub use sandbox::{CallOutcome, CallReport, FailedCall, Policy};

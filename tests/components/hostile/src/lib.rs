@@ -1,0 +1,133 @@
+//! A hostile component for the sandbox tests: each export misbehaves in one way (runaway
+//! loop, memory bomb, deep recursion, panic, output flood, file and environment snooping,
+//! requests outside its grants, long sleeps, oversized results). `echo` and `add` behave, to
+//! show the host keeps working after each failure.
+
+use std::hint::black_box;
+use std::io::Write as _;
+
+wit_bindgen::generate!({
+    path: "../../../wit",
+    inline: r#"
+        package test:hostile;
+
+        world hostile {
+            import operator:core/http@0.1.0;
+            import operator:core/log@0.1.0;
+            use operator:core/http@0.1.0.{http-error};
+
+            export spin: func() -> u64;
+            export allocate: func(megabytes: u32) -> u32;
+            export recurse: func(depth: u64) -> u64;
+            export panic: func(message: string);
+            export flood-stdout: func(megabytes: u32) -> u32;
+            export read-file: func(path: string) -> result<string, string>;
+            export read-env: func() -> list<tuple<string, string>>;
+            export fetch: func(endpoint: string, method: string, path: string) -> result<u32, http-error>;
+            export sleep: func(ms: u64);
+            export large-output: func(megabytes: u32) -> string;
+            export log-flood: func(count: u32);
+            export echo: func(text: string) -> string;
+            export add: func(a: u32, b: u32) -> u32;
+        }
+    "#,
+    generate_all,
+});
+
+use operator::core::http::{self, Method};
+use operator::core::log::{self, Level};
+
+struct Hostile;
+
+impl Guest for Hostile {
+    fn spin() -> u64 {
+        let mut n: u64 = 0;
+        loop {
+            n = black_box(n.wrapping_add(1));
+            if n == u64::MAX {
+                return n;
+            }
+        }
+    }
+
+    fn allocate(megabytes: u32) -> u32 {
+        let v = vec![1u8; (megabytes as usize) << 20];
+        black_box(&v);
+        (v.len() >> 20) as u32
+    }
+
+    fn recurse(depth: u64) -> u64 {
+        fn go(n: u64) -> u64 {
+            let frame = black_box([n as u8; 512]);
+            if n == 0 { 0 } else { go(black_box(n - 1)) + u64::from(frame[7]) }
+        }
+        go(depth)
+    }
+
+    fn panic(message: String) {
+        panic!("{message}");
+    }
+
+    fn flood_stdout(megabytes: u32) -> u32 {
+        let chunk = vec![b'x'; 1 << 20];
+        let mut out = std::io::stdout();
+        for _ in 0..megabytes {
+            out.write_all(&chunk).expect("stdout accepts writes");
+        }
+        out.write_all(b"\nflood done\n").expect("stdout accepts writes");
+        megabytes
+    }
+
+    fn read_file(path: String) -> Result<String, String> {
+        std::fs::read_to_string(&path).map_err(|e| e.to_string())
+    }
+
+    fn read_env() -> Vec<(String, String)> {
+        std::env::vars().collect()
+    }
+
+    fn fetch(endpoint: String, method: String, path: String) -> Result<u32, http::HttpError> {
+        let method = match method.to_ascii_uppercase().as_str() {
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "DELETE" => Method::Delete,
+            "HEAD" => Method::Head,
+            "PATCH" => Method::Patch,
+            _ => Method::Get,
+        };
+        let request = http::Request {
+            endpoint,
+            method,
+            path,
+            query: vec![],
+            headers: vec![],
+            body: None,
+            timeout_ms: None,
+        };
+        http::send(&request).map(|r| r.body.len() as u32)
+    }
+
+    fn sleep(ms: u64) {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+
+    fn large_output(megabytes: u32) -> String {
+        "x".repeat((megabytes as usize) << 20)
+    }
+
+    fn log_flood(count: u32) {
+        for i in 0..count {
+            log::log(Level::Info, &format!("message {i}"));
+        }
+    }
+
+    fn echo(text: String) -> String {
+        text
+    }
+
+    fn add(a: u32, b: u32) -> u32 {
+        a.wrapping_add(b)
+    }
+}
+
+export!(Hostile);
