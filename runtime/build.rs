@@ -32,7 +32,7 @@ fn main() {
 
     let crates = discover(&root.join("components"));
     let mut generated = String::from("/// Components built from `components/` and embedded at build time.\n");
-    generated.push_str("pub(crate) static BUILTIN: &[Builtin] = &[\n");
+    generated.push_str("static BUILTIN: &[Builtin] = &[\n");
 
     if !crates.is_empty() {
         let wasm_dir = build_wasm(&root, &crates);
@@ -88,10 +88,8 @@ fn discover(dir: &Path) -> Vec<ComponentCrate> {
 
 /// Runs the nested `cargo build --release --target wasm32-wasip2` and returns the output dir.
 fn build_wasm(root: &Path, crates: &[ComponentCrate]) -> PathBuf {
-    let target_dir = env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"))
-        .join("wasm");
+    let target_dir =
+        env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target")).join("wasm");
     let out = target_dir.join(WASM_TARGET).join("release");
     if env::var_os("OPERATOR_SKIP_COMPONENT_BUILD").is_some() {
         return out;
@@ -99,9 +97,7 @@ fn build_wasm(root: &Path, crates: &[ComponentCrate]) -> PathBuf {
 
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(root)
-        .args(["build", "--release", "--target", WASM_TARGET, "--target-dir"])
-        .arg(&target_dir);
+    cmd.current_dir(root).args(["build", "--release", "--target", WASM_TARGET, "--target-dir"]).arg(&target_dir);
     for c in crates {
         cmd.args(["-p", &c.package]);
     }

@@ -66,7 +66,10 @@ impl ArtifactCache {
             // SAFETY: getuid has no preconditions and cannot fail.
             let uid = unsafe { libc::getuid() };
             if meta.uid() != uid {
-                return Err(CacheError::Unsafe { dir: d.to_path_buf(), why: format!("owned by uid {}, not {uid}", meta.uid()) });
+                return Err(CacheError::Unsafe {
+                    dir: d.to_path_buf(),
+                    why: format!("owned by uid {}, not {uid}", meta.uid()),
+                });
             }
             if !meta.is_dir() {
                 return Err(CacheError::Unsafe { dir: d.to_path_buf(), why: "not a directory".into() });

@@ -22,7 +22,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use crate::bindings;
 use crate::cache::ArtifactCache;
-use crate::error::{CallError, LoadError};
+use crate::error::{CallError, HostAbort, LoadError};
 use crate::host::http::{HttpTransport, ReqwestTransport};
 use crate::sandbox::HostState;
 
@@ -46,7 +46,11 @@ pub struct RuntimeOptions {
 
 impl Default for RuntimeOptions {
     fn default() -> Self {
-        RuntimeOptions { cache_dir: ArtifactCache::default_dir(), compile_timeout: Duration::from_secs(300), pooling: true }
+        RuntimeOptions {
+            cache_dir: ArtifactCache::default_dir(),
+            compile_timeout: Duration::from_secs(300),
+            pooling: true,
+        }
     }
 }
 
@@ -151,7 +155,12 @@ impl Runtime {
         let (component, origin) = match cached {
             Some((component, path)) => {
                 let took = start.elapsed();
-                tracing::info!(component = name, "loaded compiled artifact from cache {} in {:.2?}", path.display(), took);
+                tracing::info!(
+                    component = name,
+                    "loaded compiled artifact from cache {} in {:.2?}",
+                    path.display(),
+                    took
+                );
                 (component, LoadOrigin::Cache { path, took })
             }
             None => {
@@ -201,13 +210,71 @@ impl Runtime {
     /// that do not need them.
     fn link(&self, component: &Component) -> Result<InstancePre<HostState>, CallError> {
         let mut linker = self.linker.clone();
-        linker
-            .define_unknown_imports_as_traps(component)
+        stub_foreign_imports(&mut linker, component, &self.engine)
             .map_err(|e| CallError::InvalidComponent { detail: format!("{e:#}") })?;
         linker.instantiate_pre(component).map_err(|e| CallError::ContractMismatch {
             detail: format!("the component's imports do not match what this host provides: {e:#}"),
         })
     }
+}
+
+/// True for imports this host defines (semver-compatible versions included): WASI 0.2 and
+/// `operator:core` 0.1. (wasmtime's own `define_unknown_imports_as_traps` looks names up
+/// exactly, so it would shadow a semver-compatible host definition with a trap.)
+pub fn provided_by_host(import: &str) -> bool {
+    let Some((iface, version)) = import.split_once('@') else { return false };
+    let wasi = ["wasi:cli/", "wasi:clocks/", "wasi:filesystem/", "wasi:io/", "wasi:random/", "wasi:sockets/"];
+    (wasi.iter().any(|p| iface.starts_with(p)) && version.starts_with("0.2."))
+        || (iface.starts_with("operator:core/") && version.starts_with("0.1."))
+}
+
+/// Links every import the host does not provide to a stub that stops the call with `denied`.
+fn stub_foreign_imports(
+    linker: &mut Linker<HostState>,
+    component: &Component,
+    engine: &Engine,
+) -> wasmtime::Result<()> {
+    use wasmtime::component::ResourceType;
+    use wasmtime::component::types::ComponentItem;
+
+    fn stub(
+        name: String,
+    ) -> impl Fn(
+        wasmtime::StoreContextMut<'_, HostState>,
+        wasmtime::component::types::ComponentFunc,
+        &[wasmtime::component::Val],
+        &mut [wasmtime::component::Val],
+    ) -> wasmtime::Result<()>
+    + Send
+    + Sync
+    + 'static {
+        move |_, _, _, _| Err(HostAbort::UnknownImport(name.clone()).into())
+    }
+
+    let ty = component.component_type();
+    for (name, item) in ty.imports(engine) {
+        if provided_by_host(name) {
+            continue;
+        }
+        match item.ty {
+            ComponentItem::ComponentFunc(_) => linker.root().func_new(name, stub(name.to_string()))?,
+            ComponentItem::Resource(_) => linker.root().resource(name, ResourceType::host::<()>(), |_, _| Ok(()))?,
+            ComponentItem::ComponentInstance(instance) => {
+                let mut scope = linker.instance(name)?;
+                for (export, export_item) in instance.exports(engine) {
+                    match export_item.ty {
+                        ComponentItem::ComponentFunc(_) => scope.func_new(export, stub(format!("{name}#{export}")))?,
+                        ComponentItem::Resource(_) => {
+                            scope.resource(export, ResourceType::host::<()>(), |_, _| Ok(()))?
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Rejects core modules and non-wasm bytes with a precise message before compiling.
@@ -230,7 +297,7 @@ fn config(pooling: bool) -> Config {
     config.epoch_interruption(true);
     config.max_wasm_stack(MAX_WASM_STACK);
     config.async_stack_size(MAX_WASM_STACK + 2 * 1024 * 1024);
-        if pooling {
+    if pooling {
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(16)
             .total_core_instances(512)
@@ -300,5 +367,15 @@ mod tests {
         let e = check_component_header(b"hello world").expect_err("garbage");
         assert!(e.to_string().contains("not a WebAssembly file"), "{e}");
         assert!(check_component_header(b"\0asm\x0d\0\x01\0").is_ok());
+    }
+
+    #[test]
+    fn wasi_02_and_operator_01_are_provided_in_any_patch_version() {
+        assert!(provided_by_host("wasi:cli/environment@0.2.6"));
+        assert!(provided_by_host("wasi:io/streams@0.2.0"));
+        assert!(provided_by_host("operator:core/http@0.1.3"));
+        assert!(!provided_by_host("wasi:http/outgoing-handler@0.2.6"));
+        assert!(!provided_by_host("wasi:cli/environment@0.3.0"));
+        assert!(!provided_by_host("acme:evil/exfiltrate@1.0.0"));
     }
 }

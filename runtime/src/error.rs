@@ -90,11 +90,13 @@ impl CallError {
     pub fn hint(&self) -> Option<String> {
         match self {
             CallError::Denied { hint, .. } => Some(hint.clone()),
-            CallError::DeadlineExceeded { budget: Budget::Guest, .. } => {
-                Some("the component kept computing past its deadline; raise it with --deadline if the work is legitimate".into())
-            }
+            CallError::DeadlineExceeded { budget: Budget::Guest, .. } => Some(
+                "the component kept computing past its deadline; raise it with --deadline if the work is legitimate"
+                    .into(),
+            ),
             CallError::DeadlineExceeded { budget: Budget::Host, .. } => Some(
-                "the component waited too long on host calls (a slow or silent server); raise it with --host-time".into(),
+                "the component waited too long on host calls (a slow or silent server); raise it with --host-time"
+                    .into(),
             ),
             CallError::Trap { backtrace: Some(_), .. } => Some("run with -v to see the wasm backtrace".into()),
             _ => None,
@@ -118,11 +120,8 @@ fn deadline_message(budget: Budget, limit: Duration, used: Duration) -> String {
 }
 
 fn stderr_suffix(tail: &str) -> String {
-    if tail.trim().is_empty() {
-        String::new()
-    } else {
-        format!("\ncomponent stderr (last lines):\n{}", indent(tail.trim_end()))
-    }
+    let tail = tail.trim_matches(|c| c == '\n' || c == '\r').trim_end();
+    if tail.trim().is_empty() { String::new() } else { format!("\ncomponent stderr (last lines):\n{}", indent(tail)) }
 }
 
 fn indent(text: &str) -> String {
@@ -159,4 +158,6 @@ pub(crate) enum HostAbort {
     HostBudget,
     #[error("memory limit exceeded: {requested} > {limit}")]
     Memory { limit: u64, requested: u64 },
+    #[error("called `{0}`, which the host does not provide")]
+    UnknownImport(String),
 }

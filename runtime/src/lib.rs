@@ -5,15 +5,22 @@
 //! - [`sandbox`]: one supervised call: fresh instance, budgets, named errors.
 //! - [`host`]: the capabilities a component may import (HTTP, log, Docker, progress).
 //! - [`manifest`]: grant manifests; [`limits`]: the budgets and their units.
+//! - [`registry`]: finding components and subjects by name.
+//! - [`subject`]: typed calls to Subject adapters; [`dynamic`]: calls to any export;
+//!   [`inspect`]: a component's world without running it.
 
 mod bindings;
 pub mod cache;
+pub mod dynamic;
 pub mod engine;
 pub mod error;
 pub mod host;
+pub mod inspect;
 pub mod limits;
 pub mod manifest;
+pub mod registry;
 pub mod sandbox;
+pub mod subject;
 
 pub use engine::{LoadOrigin, LoadedComponent, Runtime, RuntimeOptions};
 pub use error::{Budget, CallError, LoadError};

@@ -113,14 +113,14 @@ impl FromStr for ByteSize {
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
-        if b >= 1024 * MIB && b % (1024 * MIB) == 0 {
+        if b >= 1024 * MIB && b.is_multiple_of(1024 * MIB) {
             write!(f, "{}GiB", b / (1024 * MIB))
-        } else if b >= MIB && b % MIB == 0 {
+        } else if b >= MIB && b.is_multiple_of(MIB) {
             write!(f, "{}MiB", b / MIB)
-        } else if b >= KIB && b % KIB == 0 {
-            write!(f, "{}KiB", b / KIB)
         } else if b >= MIB {
             write!(f, "{:.1}MiB", b as f64 / MIB as f64)
+        } else if b >= KIB && b.is_multiple_of(KIB) {
+            write!(f, "{}KiB", b / KIB)
         } else {
             write!(f, "{b}B")
         }
@@ -199,10 +199,18 @@ pub struct UnitError {
 
 impl UnitError {
     fn size(value: &str) -> Self {
-        UnitError { kind: "size", value: value.into(), expected: "write a number with a unit such as 512KiB, 64MiB or 1GiB" }
+        UnitError {
+            kind: "size",
+            value: value.into(),
+            expected: "write a number with a unit such as 512KiB, 64MiB or 1GiB",
+        }
     }
     fn duration(value: &str) -> Self {
-        UnitError { kind: "duration", value: value.into(), expected: "write a number with a unit such as 250ms, 5s or 1m30s" }
+        UnitError {
+            kind: "duration",
+            value: value.into(),
+            expected: "write a number with a unit such as 250ms, 5s or 1m30s",
+        }
     }
 }
 

@@ -1,1 +1,7 @@
-fn main() {}
+//! `operator`: run sandboxed WebAssembly adapters against distributed systems.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

@@ -147,7 +147,8 @@ struct RawLimits {
 impl Manifest {
     /// Reads and validates a manifest file.
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read { path: path.to_path_buf(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ManifestError::Read { path: path.to_path_buf(), source })?;
         Manifest::parse(path, &text)
     }
 
@@ -166,7 +167,10 @@ impl Manifest {
             let span = endpoint.span();
             let endpoint = endpoint.into_inner();
             if !valid_name(&name) {
-                return Err(invalid(Some(span), format!("endpoint name `{name}` must be lower-case letters, digits and `-`")));
+                return Err(invalid(
+                    Some(span),
+                    format!("endpoint name `{name}` must be lower-case letters, digits and `-`"),
+                ));
             }
             let url = parse_endpoint_url(endpoint.url.get_ref()).map_err(|m| invalid(Some(endpoint.url.span()), m))?;
             let timeout = match endpoint.timeout {
@@ -209,7 +213,8 @@ impl Manifest {
             }
         }
 
-        let subject = raw.subject.map(|s| SubjectSection { name: s.name, component: s.component, description: s.description });
+        let subject =
+            raw.subject.map(|s| SubjectSection { name: s.name, component: s.component, description: s.description });
         Ok(Manifest { path: path.to_path_buf(), subject, endpoints, limits })
     }
 }
@@ -230,7 +235,10 @@ fn validate_rule(
     for m in raw.methods {
         let upper = m.get_ref().to_ascii_uppercase();
         if !METHODS.contains(&upper.as_str()) {
-            return Err(invalid(Some(m.span()), format!("unknown method `{}`; use one of {}", m.get_ref(), METHODS.join(", "))));
+            return Err(invalid(
+                Some(m.span()),
+                format!("unknown method `{}`; use one of {}", m.get_ref(), METHODS.join(", ")),
+            ));
         }
         methods.push(upper);
     }
@@ -348,7 +356,8 @@ memory = "64MiB"
 
     #[test]
     fn path_prefixes_must_be_clean() {
-        let e = error_of("[endpoints.pd]\nurl = \"http://x\"\nallow = [{ methods = [\"GET\"], paths = [\"/a/../b\"] }]\n");
+        let e =
+            error_of("[endpoints.pd]\nurl = \"http://x\"\nallow = [{ methods = [\"GET\"], paths = [\"/a/../b\"] }]\n");
         assert!(e.contains("`/a/../b`"), "{e}");
     }
 

@@ -96,9 +96,8 @@ pub struct CallReport {
 #[derive(Debug, thiserror::Error)]
 #[error("{error}")]
 pub struct FailedCall {
-    #[source]
     pub error: CallError,
-    pub report: CallReport,
+    pub report: Box<CallReport>,
 }
 
 /// The body of a call: instantiate and invoke, given the store.
@@ -112,7 +111,12 @@ impl Runtime {
     ///
     /// `body` receives the store and the component's `InstancePre`; it instantiates (typed or
     /// dynamic) and calls. Whatever it returns, the store is dropped afterwards.
-    pub async fn run<R, F>(&self, component: &LoadedComponent, policy: &Policy, body: F) -> Result<CallOutcome<R>, FailedCall>
+    pub async fn run<R, F>(
+        &self,
+        component: &LoadedComponent,
+        policy: &Policy,
+        body: F,
+    ) -> Result<CallOutcome<R>, FailedCall>
     where
         R: Send,
         F: for<'a> FnOnce(&'a mut Store<HostState>, &'a wasmtime::component::InstancePre<HostState>) -> CallBody<'a, R>,
@@ -169,7 +173,7 @@ impl Runtime {
         };
         match result {
             Ok(value) => Ok(CallOutcome { value, report }),
-            Err(e) => Err(FailedCall { error: classify(e, &clock, &limits, &stderr), report }),
+            Err(e) => Err(FailedCall { error: classify(e, &clock, &limits, &stderr), report: Box::new(report) }),
         }
     }
 }
@@ -178,13 +182,23 @@ impl Runtime {
 fn classify(err: wasmtime::Error, clock: &CallClock, limits: &Limits, stderr: &CappedOutput) -> CallError {
     if let Some(abort) = err.downcast_ref::<HostAbort>() {
         return match abort {
-            HostAbort::GuestDeadline => {
-                CallError::DeadlineExceeded { budget: Budget::Guest, limit: limits.deadline, used: clock.guest_elapsed() }
-            }
+            HostAbort::GuestDeadline => CallError::DeadlineExceeded {
+                budget: Budget::Guest,
+                limit: limits.deadline,
+                used: clock.guest_elapsed(),
+            },
             HostAbort::HostBudget => {
                 CallError::DeadlineExceeded { budget: Budget::Host, limit: limits.host_time, used: clock.host_used() }
             }
-            HostAbort::Memory { limit, requested } => CallError::MemoryExceeded { limit: *limit, requested: *requested },
+            HostAbort::Memory { limit, requested } => {
+                CallError::MemoryExceeded { limit: *limit, requested: *requested }
+            }
+            HostAbort::UnknownImport(import) => CallError::Denied {
+                reason: format!("the component called `{import}`, which this host does not provide"),
+                hint: "the sandbox provides operator:core 0.1 capabilities and WASI 0.2 without files, environment \
+                       or sockets; `operator inspect` lists what the component imports"
+                    .into(),
+            },
         };
     }
     let backtrace = err.downcast_ref::<WasmBacktrace>().map(|b| b.to_string());
@@ -194,17 +208,7 @@ fn classify(err: wasmtime::Error, clock: &CallClock, limits: &Limits, stderr: &C
     } else if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
         format!("the component called exit({})", exit.0)
     } else {
-        let text = format!("{err}");
-        if let Some(import) = text.strip_prefix("unknown import: ") {
-            let import = import.trim_end_matches(" has not been defined");
-            return CallError::Denied {
-                reason: format!("the component called {import}, which this host does not provide"),
-                hint: "the sandbox provides operator:core capabilities and WASI without files, environment or sockets; \
-                       `operator inspect` lists what the component imports"
-                    .into(),
-            };
-        }
-        text
+        err.root_cause().to_string()
     };
     CallError::Trap { message, stderr_tail, backtrace }
 }
@@ -212,9 +216,7 @@ fn classify(err: wasmtime::Error, clock: &CallClock, limits: &Limits, stderr: &C
 fn describe_trap(trap: Trap) -> String {
     match trap {
         Trap::StackOverflow => "stack overflow: the component recursed past the wasm stack limit".into(),
-        Trap::UnreachableCodeReached => {
-            "wasm `unreachable` executed (the component panicked or aborted)".into()
-        }
+        Trap::UnreachableCodeReached => "wasm `unreachable` executed (the component panicked or aborted)".into(),
         Trap::MemoryOutOfBounds => "out-of-bounds memory access".into(),
         Trap::IntegerDivisionByZero => "integer division by zero".into(),
         Trap::IndirectCallToNull | Trap::BadSignature => "invalid indirect call".into(),

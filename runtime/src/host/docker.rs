@@ -20,7 +20,8 @@ pub struct EventStream;
 
 impl HostState {
     fn docker_denied<T>(&mut self, operation: &str) -> wasmtime::Result<Result<T, wit::DockerError>> {
-        let reason = format!("docker {operation} is not granted: this component was not started as a deployment driver");
+        let reason =
+            format!("docker {operation} is not granted: this component was not started as a deployment driver");
         let hint = "Docker is granted only to deployment drivers run by `operator deploy`".to_string();
         self.denials.push(RecordedDenial { capability: "docker".into(), reason: reason.clone(), hint: hint.clone() });
         Ok(Err(wit::DockerError::Denied(Denial { reason, hint })))
@@ -85,7 +86,10 @@ impl wit::Host for HostState {
     ) -> wasmtime::Result<Result<(), wit::DockerError>> {
         self.docker_denied("remove-container")
     }
-    async fn inspect_container(&mut self, _name: String) -> wasmtime::Result<Result<wit::ContainerInfo, wit::DockerError>> {
+    async fn inspect_container(
+        &mut self,
+        _name: String,
+    ) -> wasmtime::Result<Result<wit::ContainerInfo, wit::DockerError>> {
         self.docker_denied("inspect-container")
     }
     async fn list_containers(&mut self) -> wasmtime::Result<Result<Vec<wit::ContainerInfo>, wit::DockerError>> {

@@ -164,7 +164,9 @@ impl HttpGrants {
             "[endpoints.{name}]\nurl = \"http://HOST:PORT\"\nallow = [{{ methods = [\"GET\"], paths = [\"/\"] }}]"
         );
         let hint = match &self.manifest {
-            Some(path) => format!("add to {}:\n{section}\nor pass --endpoint {name}=URL for read-only access", path.display()),
+            Some(path) => {
+                format!("add to {}:\n{section}\nor pass --endpoint {name}=URL for read-only access", path.display())
+            }
             None => format!("pass --endpoint {name}=URL for read-only access, or --manifest FILE with:\n{section}"),
         };
         Refusal::Denied { reason, hint }
@@ -270,7 +272,9 @@ fn check_headers(headers: &[(String, String)]) -> Result<Vec<(String, String)>, 
             return Err(Refusal::Invalid(format!("header `{name}` is set by the host and cannot be sent")));
         }
         if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
-            return Err(Refusal::Invalid(format!("header `{name}` has a control character (CR, LF or NUL) in its value")));
+            return Err(Refusal::Invalid(format!(
+                "header `{name}` has a control character (CR, LF or NUL) in its value"
+            )));
         }
         out.push((lower, value.clone()));
     }
@@ -417,7 +421,11 @@ impl wit::Host for HostState {
             Ok(a) => a,
             Err(Refusal::Denied { reason, hint }) => {
                 tracing::debug!(component = self.component, "denied: {reason}");
-                self.denials.push(RecordedDenial { capability: "http".into(), reason: reason.clone(), hint: hint.clone() });
+                self.denials.push(RecordedDenial {
+                    capability: "http".into(),
+                    reason: reason.clone(),
+                    hint: hint.clone(),
+                });
                 return Ok(Err(wit::HttpError::Denied(Denial { reason, hint })));
             }
             Err(Refusal::Invalid(why)) => return Ok(Err(wit::HttpError::InvalidRequest(why))),
@@ -495,7 +503,8 @@ allow = [
 
     #[test]
     fn an_ungranted_method_names_the_manifest_line_that_would_allow_it() {
-        let Err(Refusal::Denied { reason, hint }) = grants().authorize(&req("pd", "DELETE", "/pd/api/v1/stores")) else {
+        let Err(Refusal::Denied { reason, hint }) = grants().authorize(&req("pd", "DELETE", "/pd/api/v1/stores"))
+        else {
             panic!("expected a denial");
         };
         assert!(reason.contains("DELETE is not granted"), "{reason}");

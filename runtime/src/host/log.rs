@@ -45,13 +45,13 @@ impl ComponentLog {
         }
         self.emitted += 1;
         let text = cut(message, MAX_MESSAGE);
-        let component = self.component.as_str();
+        let c = self.component.as_str();
         match level {
-            Level::Trace => tracing::trace!(target: "component", component, "{text}"),
-            Level::Debug => tracing::debug!(target: "component", component, "{text}"),
-            Level::Info => tracing::info!(target: "component", component, "{text}"),
-            Level::Warn => tracing::warn!(target: "component", component, "{text}"),
-            Level::Error => tracing::error!(target: "component", component, "{text}"),
+            Level::Trace => tracing::trace!(target: "component", "[{c}] {text}"),
+            Level::Debug => tracing::debug!(target: "component", "[{c}] {text}"),
+            Level::Info => tracing::info!(target: "component", "[{c}] {text}"),
+            Level::Warn => tracing::warn!(target: "component", "[{c}] {text}"),
+            Level::Error => tracing::error!(target: "component", "[{c}] {text}"),
         }
     }
 

@@ -1,6 +1,6 @@
 //! A hostile component for the sandbox tests: each export misbehaves in one way (runaway
 //! loop, memory bomb, deep recursion, panic, output flood, file and environment snooping,
-//! requests outside its grants, long sleeps, oversized results). `echo` and `add` behave, to
+//! requests outside its grants, an import no host provides, long sleeps, oversized results). `echo` and `add` behave, to
 //! show the host keeps working after each failure.
 
 use std::hint::black_box;
@@ -11,7 +11,13 @@ wit_bindgen::generate!({
     inline: r#"
         package test:hostile;
 
+        /// Something no host provides: calling it must end in `denied`.
+        interface exfiltrate {
+            send: func(data: string);
+        }
+
         world hostile {
+            import exfiltrate;
             import operator:core/http@0.1.0;
             import operator:core/log@0.1.0;
             use operator:core/http@0.1.0.{http-error};
@@ -27,6 +33,7 @@ wit_bindgen::generate!({
             export sleep: func(ms: u64);
             export large-output: func(megabytes: u32) -> string;
             export log-flood: func(count: u32);
+            export exfiltrate-secrets: func();
             export echo: func(text: string) -> string;
             export add: func(a: u32, b: u32) -> u32;
         }
@@ -57,9 +64,10 @@ impl Guest for Hostile {
     }
 
     fn recurse(depth: u64) -> u64 {
+        // Plain call depth (no stack arrays, which would live in linear memory): this
+        // exhausts the wasm stack itself.
         fn go(n: u64) -> u64 {
-            let frame = black_box([n as u8; 512]);
-            if n == 0 { 0 } else { go(black_box(n - 1)) + u64::from(frame[7]) }
+            if n == 0 { 0 } else { black_box(go(black_box(n - 1))).wrapping_add(n) }
         }
         go(depth)
     }
@@ -95,15 +103,8 @@ impl Guest for Hostile {
             "PATCH" => Method::Patch,
             _ => Method::Get,
         };
-        let request = http::Request {
-            endpoint,
-            method,
-            path,
-            query: vec![],
-            headers: vec![],
-            body: None,
-            timeout_ms: None,
-        };
+        let request =
+            http::Request { endpoint, method, path, query: vec![], headers: vec![], body: None, timeout_ms: None };
         http::send(&request).map(|r| r.body.len() as u32)
     }
 
@@ -119,6 +120,10 @@ impl Guest for Hostile {
         for i in 0..count {
             log::log(Level::Info, &format!("message {i}"));
         }
+    }
+
+    fn exfiltrate_secrets() {
+        test::hostile::exfiltrate::send("secrets");
     }
 
     fn echo(text: String) -> String {

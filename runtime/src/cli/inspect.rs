@@ -1,0 +1,97 @@
+//! `operator inspect <COMPONENT|PATH>`: what a component imports and exports, what this host
+//! gives it behind each import, and the grants its subject's manifest gives it. Nothing runs.
+
+use operator_runtime::inspect::inspect;
+use operator_runtime::limits::ByteSize;
+use operator_runtime::manifest::{Manifest, Origin};
+use operator_runtime::registry::ComponentSource;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::render;
+use super::{Context, Output};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A component name (see `operator components`) or a path to a .wasm file.
+    component: String,
+    /// Show the grants of this manifest instead of the subject's.
+    #[arg(long, value_name = "FILE")]
+    manifest: Option<std::path::PathBuf>,
+}
+
+pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+    let file = ctx.components.resolve(&args.component)?;
+    let info = inspect(&file.bytes)?;
+    let digest = hex::encode(Sha256::digest(&file.bytes));
+    let manifest = match &args.manifest {
+        Some(path) => Some(Manifest::load(path)?),
+        None if file.source == ComponentSource::Builtin => ctx.subjects.for_component(&file.name).map(|s| s.manifest),
+        None => None,
+    };
+
+    if ctx.output == Output::Json {
+        let grants = manifest.as_ref().map(|m| {
+            json!({
+                "manifest": m.path,
+                "endpoints": m.endpoints.values().map(|e| json!({
+                    "name": e.name,
+                    "url": e.url.as_str(),
+                    "allow": e.rules.iter().map(|r| json!({"methods": r.methods, "paths": r.paths})).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
+            })
+        });
+        return render::json(&json!({
+            "name": file.name,
+            "source": file.source,
+            "sha256": digest,
+            "size": file.bytes.len(),
+            "world": info,
+            "grants": grants,
+        }));
+    }
+
+    println!("component  {} ({})", file.name, file.source);
+    println!("sha256     {digest}");
+    println!("size       {}", ByteSize(file.bytes.len() as u64));
+    println!(
+        "world      {}{}",
+        info.world,
+        info.contract.as_deref().map(|c| format!(" (implements the {c} contract)")).unwrap_or_default()
+    );
+    println!("\nimports (what it asks for, and what this host gives it):");
+    for i in &info.imports {
+        println!("  {}\n      host: {}", i.name, i.host.as_deref().unwrap_or("-"));
+        for f in &i.functions {
+            println!("      {f}");
+        }
+    }
+    println!("\nexports:");
+    for e in &info.exports {
+        println!("  {}", e.name);
+        for f in &e.functions {
+            println!("      {f}");
+        }
+    }
+    println!();
+    match &manifest {
+        None => println!("grants: none (no subject uses this component; pass --manifest FILE to check one)"),
+        Some(m) => {
+            println!("grants ({}):", m.path.display());
+            if m.endpoints.is_empty() {
+                println!("  no HTTP endpoints");
+            }
+            for e in m.endpoints.values() {
+                let line = match &e.origin {
+                    Origin::Manifest { line, .. } => format!(" (line {line})"),
+                    Origin::CommandLine => String::new(),
+                };
+                println!("  endpoint {} -> {}{line}", e.name, e.url);
+                for r in &e.rules {
+                    println!("      {:<12} {}", r.methods.join(","), r.paths.join("  "));
+                }
+            }
+        }
+    }
+    Ok(())
+}

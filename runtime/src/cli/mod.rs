@@ -1,0 +1,182 @@
+//! The command line: parse, call the library, render. One module per command.
+//!
+//! Exit codes: 0 success, 1 the operation failed (a named sandbox error, an adapter error, an
+//! `err` result), 2 a usage error (bad flag, unknown component or subject, bad arguments).
+
+mod call;
+mod components;
+mod inspect;
+mod render;
+mod sandbox_args;
+mod subject;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use operator_runtime::registry::{Components, Subjects};
+use operator_runtime::{Runtime, RuntimeOptions};
+use tracing_subscriber::EnvFilter;
+
+/// Run sandboxed WebAssembly adapters that observe and operate distributed systems.
+#[derive(Debug, Parser)]
+#[command(name = "operator", version, propagate_version = true, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    global: Global,
+}
+
+/// Options every command takes.
+#[derive(Debug, clap::Args)]
+struct Global {
+    /// More output: -v shows cache use, timings and component info logs; -vv debug; -vvv trace.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table, global = true)]
+    output: Output,
+    /// Directory for compiled components [default: $XDG_CACHE_HOME/operator].
+    #[arg(long, env = "OPERATOR_CACHE_DIR", global = true, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile every time instead of using the on-disk cache.
+    #[arg(long, global = true)]
+    no_cache: bool,
+    /// Extra directory of `<name>.wasm` components, searched before the built-in ones.
+    #[arg(long, global = true, value_name = "DIR")]
+    components_dir: Vec<PathBuf>,
+    /// Extra directory of subjects (`<dir>/<subject>/operator.toml`), searched first.
+    #[arg(long, global = true, value_name = "DIR")]
+    subjects_dir: Vec<PathBuf>,
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Human-readable tables.
+    Table,
+    /// JSON: the contract records with snake_case field names.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Observe or act on a subject's cluster through its adapter.
+    Subject(subject::Args),
+    /// Show a component's imports and exports, and the grants its subject gives it.
+    Inspect(inspect::Args),
+    /// Invoke any export of any component in the sandbox and print the result.
+    Call(call::Args),
+    /// List the named components available, with their worlds.
+    Components(components::Args),
+}
+
+/// A usage error: wrong name, flag value or arguments (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// The operation failed and its error was already printed (exit code 1).
+#[derive(Debug, thiserror::Error)]
+#[error("operation failed")]
+pub struct Reported;
+
+/// What commands share: the registries, the output format and a lazily built runtime.
+pub struct Context {
+    pub output: Output,
+    pub components: Components,
+    pub subjects: Subjects,
+    runtime_options: RuntimeOptions,
+}
+
+impl Context {
+    /// Builds the sandbox runtime (engine, linker, cache).
+    pub fn runtime(&self) -> anyhow::Result<Runtime> {
+        Runtime::new(self.runtime_options.clone())
+    }
+}
+
+/// Entry point: runs the command and maps the outcome to an exit code.
+pub fn main() -> ExitCode {
+    // Behave like other Unix tools when the reader of our output goes away (`| head`): end
+    // quietly instead of panicking on a broken pipe.
+    // SAFETY: setting a signal disposition to SIG_DFL at start-up, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let cli = Cli::parse();
+    init_tracing(cli.global.verbose);
+
+    let mut component_dirs = cli.global.components_dir.clone();
+    component_dirs.extend(Components::default_dirs());
+    let mut subject_dirs = cli.global.subjects_dir.clone();
+    subject_dirs.extend(Subjects::default_dirs());
+    let mut runtime_options = RuntimeOptions::default();
+    if cli.global.no_cache {
+        runtime_options.cache_dir = None;
+    } else if let Some(dir) = &cli.global.cache_dir {
+        runtime_options.cache_dir = Some(dir.clone());
+    }
+    let ctx = Context {
+        output: cli.global.output,
+        components: Components::new(component_dirs),
+        subjects: Subjects::new(subject_dirs),
+        runtime_options,
+    };
+
+    let tokio = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = tokio.block_on(async {
+        match cli.command {
+            Command::Subject(args) => subject::run(&ctx, args).await,
+            Command::Inspect(args) => inspect::run(&ctx, args),
+            Command::Call(args) => call::run(&ctx, args).await,
+            Command::Components(args) => components::run(&ctx, args),
+        }
+    });
+    // Do not wait for a guest still blocked in a host call to notice it was cancelled.
+    tokio.shutdown_background();
+
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<Reported>() => ExitCode::from(1),
+        Err(e) => {
+            let usage = is_usage_error(&e);
+            render::print_error(&e, ctx.output);
+            ExitCode::from(if usage { 2 } else { 1 })
+        }
+    }
+}
+
+fn is_usage_error(e: &anyhow::Error) -> bool {
+    use operator_runtime::LoadError;
+    use operator_runtime::dynamic::ArgumentError;
+    use operator_runtime::registry::SubjectError;
+    e.is::<UsageError>()
+        || e.is::<ArgumentError>()
+        || matches!(e.downcast_ref::<LoadError>(), Some(LoadError::NotFound { .. }))
+        || matches!(e.downcast_ref::<SubjectError>(), Some(SubjectError::NotFound { .. }))
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn,component=info",
+        1 => "info",
+        2 => "debug,cranelift_codegen=info,wasmtime_cranelift=info",
+        _ => "trace,cranelift_codegen=info,wasmtime_cranelift=info",
+    };
+    let filter = EnvFilter::try_from_env("OPERATOR_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(verbose >= 2)
+        .init();
+}

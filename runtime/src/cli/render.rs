@@ -1,0 +1,145 @@
+//! Output helpers: aligned tables, JSON, and error messages with their cause chain and hints.
+
+use operator_runtime::limits::ByteSize;
+use operator_runtime::sandbox::FailedCall;
+use operator_runtime::{CallError, LoadError};
+use serde::Serialize;
+
+use super::Output;
+
+/// A plain aligned table.
+pub struct Table {
+    headers: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// A table with these column headers.
+    pub fn new(headers: &[&'static str]) -> Self {
+        Table { headers: headers.to_vec(), rows: Vec::new() }
+    }
+
+    /// Adds a row (one cell per header).
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    /// Prints the table to stdout.
+    pub fn print(&self) {
+        print!("{}", self.render());
+    }
+
+    fn render(&self) -> String {
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let line = |cells: Vec<&str>| -> String {
+            let mut out: Vec<String> = Vec::new();
+            for (i, cell) in cells.iter().enumerate() {
+                if i + 1 == cells.len() {
+                    out.push(cell.to_string());
+                } else {
+                    out.push(format!("{cell:<width$}", width = widths[i]));
+                }
+            }
+            format!("{}\n", out.join("  ").trim_end())
+        };
+        let mut s = line(self.headers.clone());
+        for row in &self.rows {
+            s.push_str(&line(row.iter().map(String::as_str).collect()));
+        }
+        s
+    }
+}
+
+/// Prints a value as pretty JSON.
+pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// A byte count for tables (`1.6TiB`, `79.3GiB`, `0B`).
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{n}B") } else { format!("{v:.1}{}", UNITS[unit]) }
+}
+
+/// A rate for tables.
+pub fn rate(v: Option<f64>, unit: &str) -> String {
+    match v {
+        Some(v) if v >= 1024.0 * 1024.0 && unit == "B/s" => format!("{:.1}MiB/s", v / (1024.0 * 1024.0)),
+        Some(v) if v >= 1024.0 && unit == "B/s" => format!("{:.1}KiB/s", v / 1024.0),
+        Some(v) => format!("{v:.1}{unit}"),
+        None => "-".into(),
+    }
+}
+
+/// Prints an error: its named kind and message, the cause chain, and a hint if there is one.
+/// With `--output json` the same goes to stdout as `{"error": {...}}`.
+pub fn print_error(e: &anyhow::Error, output: Output) {
+    let call_error =
+        e.downcast_ref::<FailedCall>().map(|f| &f.error).or_else(|| e.downcast_ref::<CallError>()).or_else(|| {
+            match e.downcast_ref::<LoadError>() {
+                Some(LoadError::Call(c)) => Some(c),
+                _ => None,
+            }
+        });
+    if let Some(f) = e.downcast_ref::<FailedCall>() {
+        if let CallError::Trap { backtrace: Some(bt), .. } = &f.error {
+            tracing::info!("wasm backtrace:\n{bt}");
+        }
+        for d in &f.report.denials {
+            eprintln!("denied: {}\n  hint: {}", d.reason, d.hint.replace('\n', "\n        "));
+        }
+        if f.report.stdout.dropped > 0 {
+            eprintln!("note: the component wrote {} to stdout before failing", ByteSize(f.report.stdout.total));
+        }
+    }
+    let hint = call_error.and_then(CallError::hint);
+    match output {
+        Output::Json => {
+            let kind = call_error.map(CallError::kind).unwrap_or("error");
+            let causes: Vec<String> = e.chain().skip(1).map(|c| c.to_string()).collect();
+            let v = serde_json::json!({ "error": { "kind": kind, "message": e.to_string(), "causes": causes, "hint": hint } });
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string()));
+        }
+        Output::Table => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            if let Some(hint) = hint {
+                eprintln!("  hint: {hint}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_columns() {
+        let mut t = Table::new(&["ID", "ADDRESS"]);
+        t.row(vec!["1".into(), "tikv1:20160".into()]);
+        t.row(vec!["100".into(), "x".into()]);
+        assert_eq!(t.render(), "ID   ADDRESS\n1    tikv1:20160\n100  x\n");
+    }
+
+    #[test]
+    fn bytes_use_binary_units() {
+        assert_eq!(bytes(0), "0B");
+        assert_eq!(bytes(1536), "1.5KiB");
+        assert_eq!(bytes(1_798_944_000_000), "1.6TiB");
+    }
+}

@@ -1,0 +1,194 @@
+//! `operator subject <SUBJECT> <ACTION>`: the Subject contract through the subject's adapter.
+
+use operator_runtime::registry::Subject;
+use operator_runtime::sandbox::{CallOutcome, FailedCall};
+use operator_runtime::subject::{ClusterMetrics, LeaderTransfer, Region, Store, SubjectClient, SubjectResult};
+use serde::Serialize;
+
+use super::render::{self, Table};
+use super::sandbox_args::{self, SandboxArgs};
+use super::{Context, Output, Reported};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The subject (a folder with an operator.toml), e.g. `tikv`.
+    subject: String,
+    #[command(subcommand)]
+    action: Action,
+    #[command(flatten)]
+    sandbox: SandboxArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Action {
+    /// The adapter's name, version and supported actions.
+    Describe,
+    /// Every store (node, member, broker) of the cluster.
+    Stores,
+    /// The replica groups with the most write traffic, highest first.
+    HotWriteRegions {
+        /// How many to show.
+        #[arg(long, default_value_t = 10)]
+        limit: u32,
+    },
+    /// Cluster-wide counts and metric samples.
+    Metrics,
+    /// Move the leader of REGION to STORE and wait to see it happen.
+    TransferLeader {
+        /// Region (replica group) id.
+        region: u64,
+        /// Target store id.
+        store: u64,
+    },
+}
+
+pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+    let subject: Subject = ctx.subjects.find(&args.subject)?;
+    let manifest = args.sandbox.manifest(Some(subject.manifest.clone()))?;
+    let policy = args.sandbox.policy(manifest.as_ref());
+    let component_name = subject.manifest.subject.as_ref().map(|s| s.component.clone()).unwrap_or_default();
+    let file = ctx.components.resolve(&component_name)?;
+    let runtime = ctx.runtime()?;
+    let component = sandbox_args::load(&runtime, &file)?;
+    let client = SubjectClient::new(&runtime, &component, policy)?;
+
+    match args.action {
+        Action::Describe => {
+            let out = finish(&file.name, client.describe().await)?;
+            match ctx.output {
+                Output::Json => render::json(&out)?,
+                Output::Table => {
+                    println!("{} {} — {}", out.name, out.version, out.description);
+                    println!("actions: {}", out.actions.join(", "));
+                }
+            }
+            Ok(())
+        }
+        Action::Stores => show(ctx, finish(&file.name, client.stores().await)?, stores_table),
+        Action::HotWriteRegions { limit } => {
+            show(ctx, finish(&file.name, client.hot_write_regions(limit).await)?, regions_table)
+        }
+        Action::Metrics => show(ctx, finish(&file.name, client.metrics().await)?, metrics_table),
+        Action::TransferLeader { region, store } => {
+            show(ctx, finish(&file.name, client.transfer_leader(region, store).await)?, transfer_line)
+        }
+    }
+}
+
+/// Reports the call's side effects and unwraps its value.
+fn finish<T>(component: &str, r: Result<CallOutcome<T>, FailedCall>) -> anyhow::Result<T> {
+    match r {
+        Ok(o) => {
+            sandbox_args::report(component, &o.report);
+            Ok(o.value)
+        }
+        Err(f) => {
+            sandbox_args::report(component, &f.report);
+            Err(f.into())
+        }
+    }
+}
+
+/// Prints an adapter result: the value, or the adapter's error (exit 1).
+fn show<T: Serialize>(ctx: &Context, r: SubjectResult<T>, table: fn(&T)) -> anyhow::Result<()> {
+    match (r, ctx.output) {
+        (Ok(v), Output::Json) => render::json(&v),
+        (Ok(v), Output::Table) => {
+            table(&v);
+            Ok(())
+        }
+        (Err(e), Output::Json) => {
+            render::json(&serde_json::json!({ "error": { "kind": e.kind(), "message": e.to_string() } }))?;
+            Err(Reported.into())
+        }
+        (Err(e), Output::Table) => {
+            eprintln!("error: {e}");
+            Err(Reported.into())
+        }
+    }
+}
+
+fn stores_table(stores: &Vec<Store>) {
+    let mut t = Table::new(&[
+        "ID",
+        "ADDRESS",
+        "STATE",
+        "VERSION",
+        "CAPACITY",
+        "AVAILABLE",
+        "USED",
+        "LEADERS",
+        "REGIONS",
+        "LABELS",
+    ]);
+    for s in stores {
+        let labels: Vec<String> = s.labels.iter().map(|l| format!("{}={}", l.key, l.value)).collect();
+        t.row(vec![
+            s.id.to_string(),
+            s.address.clone(),
+            s.state.to_string(),
+            s.version.clone(),
+            render::bytes(s.capacity_bytes),
+            render::bytes(s.available_bytes),
+            render::bytes(s.used_bytes),
+            s.leader_count.to_string(),
+            s.region_count.to_string(),
+            labels.join(","),
+        ]);
+    }
+    t.print();
+}
+
+fn regions_table(regions: &Vec<Region>) {
+    let mut t = Table::new(&["REGION", "LEADER", "PEERS", "WRITE", "WRITE KEYS", "WRITTEN", "READ", "SIZE"]);
+    for r in regions {
+        let peers: Vec<String> = r.peer_store_ids.iter().map(u64::to_string).collect();
+        t.row(vec![
+            r.id.to_string(),
+            r.leader_store_id.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+            peers.join(","),
+            render::rate(r.write_bytes_per_second, "B/s"),
+            render::rate(r.write_keys_per_second, "/s"),
+            render::bytes(r.written_bytes),
+            render::bytes(r.read_bytes),
+            render::bytes(r.approximate_size_bytes),
+        ]);
+    }
+    t.print();
+}
+
+fn metrics_table(m: &ClusterMetrics) {
+    println!("stores: {}   regions: {}", m.store_count, m.region_count);
+    if !m.leaders_per_store.is_empty() {
+        println!();
+        let mut t = Table::new(&["STORE", "LEADERS"]);
+        for c in &m.leaders_per_store {
+            t.row(vec![c.store_id.to_string(), c.count.to_string()]);
+        }
+        t.print();
+    }
+    if !m.samples.is_empty() {
+        println!();
+        let mut t = Table::new(&["METRIC", "LABELS", "VALUE", "UNIT"]);
+        for s in &m.samples {
+            let labels: Vec<String> = s.labels.iter().map(|l| format!("{}={}", l.key, l.value)).collect();
+            t.row(vec![s.name.clone(), labels.join(","), format!("{:.2}", s.value), s.unit.clone()]);
+        }
+        t.print();
+    }
+}
+
+fn transfer_line(t: &LeaderTransfer) {
+    let from = t.from_store_id.map(|s| format!("store {s}")).unwrap_or_else(|| "an unknown store".into());
+    if t.confirmed {
+        println!(
+            "region {}: leader moved from {from} to store {} (confirmed after {} ms)",
+            t.region_id, t.to_store_id, t.waited_ms
+        );
+    } else {
+        println!(
+            "region {}: transfer from {from} to store {} was accepted but not yet observed after {} ms",
+            t.region_id, t.to_store_id, t.waited_ms
+        );
+    }
+}

@@ -1,0 +1,277 @@
+//! Where components and subjects are found by name.
+//!
+//! Components: a path (anything with a `/` or ending in `.wasm`), else `<name>.wasm` in the
+//! user's component directories (`$OPERATOR_COMPONENTS_DIR`, colon-separated, then
+//! `$XDG_DATA_HOME/operator/components`), else the components built into this binary from
+//! `components/`. User directories come first so a locally built adapter can stand in for a
+//! built-in one.
+//!
+//! Subjects: a folder `<dir>/<name>/` holding `operator.toml` (the grant manifest) and the
+//! subject's other assets, searched in `$OPERATOR_SUBJECTS_DIR`, the `subjects/` folder of the
+//! source tree this binary was built from, and `$XDG_CONFIG_HOME/operator/subjects`.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::LoadError;
+use crate::manifest::{MANIFEST_FILE, Manifest, ManifestError};
+
+struct Builtin {
+    name: &'static str,
+    world: &'static str,
+    bytes: &'static [u8],
+}
+
+include!(concat!(env!("OUT_DIR"), "/builtin_components.rs"));
+
+/// Where a component's bytes came from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "path")]
+pub enum ComponentSource {
+    /// Built into this binary from `components/`.
+    Builtin,
+    /// A `.wasm` file in a component directory, or given by path.
+    File(PathBuf),
+}
+
+impl std::fmt::Display for ComponentSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ComponentSource::Builtin => f.write_str("built-in"),
+            ComponentSource::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// A component's bytes with its name and origin.
+#[derive(Debug, Clone)]
+pub struct ComponentFile {
+    pub name: String,
+    pub source: ComponentSource,
+    /// The world it was built for, when known without decoding (built-ins).
+    pub declared_world: Option<String>,
+    pub bytes: Cow<'static, [u8]>,
+}
+
+/// Finds components by name or path.
+#[derive(Debug, Clone)]
+pub struct Components {
+    dirs: Vec<PathBuf>,
+}
+
+impl Components {
+    /// Searches `dirs` (then the built-ins).
+    pub fn new(dirs: Vec<PathBuf>) -> Self {
+        Components { dirs }
+    }
+
+    /// The default user directories.
+    pub fn default_dirs() -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = std::env::var_os("OPERATOR_COMPONENTS_DIR")
+            .map(|v| std::env::split_paths(&v).filter(|p| !p.as_os_str().is_empty()).collect())
+            .unwrap_or_default();
+        if let Some(data) = xdg_dir("XDG_DATA_HOME", ".local/share") {
+            dirs.push(data.join("operator").join("components"));
+        }
+        dirs
+    }
+
+    /// Resolves a name or a path to a component file.
+    pub fn resolve(&self, reference: &str) -> Result<ComponentFile, LoadError> {
+        if reference.contains('/') || reference.ends_with(".wasm") {
+            let path = PathBuf::from(reference);
+            return read_file(&path, file_stem(&path));
+        }
+        for dir in &self.dirs {
+            let path = dir.join(format!("{reference}.wasm"));
+            if path.is_file() {
+                return read_file(&path, reference.to_string());
+            }
+        }
+        if let Some(b) = BUILTIN.iter().find(|b| b.name == reference) {
+            return Ok(builtin_file(b));
+        }
+        let mut names: Vec<String> = self.list().into_iter().map(|c| c.name).collect();
+        names.dedup();
+        let available = if names.is_empty() { "none".to_string() } else { names.join(", ") };
+        Err(LoadError::NotFound { name: reference.into(), available })
+    }
+
+    /// Every named component, user directories first; a name shadowed by an earlier one is
+    /// listed once.
+    pub fn list(&self) -> Vec<ComponentFile> {
+        let mut seen = BTreeMap::new();
+        for dir in &self.dirs {
+            let Ok(entries) = std::fs::read_dir(dir) else { continue };
+            let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+            paths.sort();
+            for path in paths.into_iter().filter(|p| p.extension().is_some_and(|e| e == "wasm")) {
+                let name = file_stem(&path);
+                if !seen.contains_key(&name)
+                    && let Ok(file) = read_file(&path, name.clone())
+                {
+                    seen.insert(name, file);
+                }
+            }
+        }
+        for b in BUILTIN {
+            seen.entry(b.name.to_string()).or_insert_with(|| builtin_file(b));
+        }
+        seen.into_values().collect()
+    }
+}
+
+fn builtin_file(b: &Builtin) -> ComponentFile {
+    ComponentFile {
+        name: b.name.into(),
+        source: ComponentSource::Builtin,
+        declared_world: Some(b.world.into()),
+        bytes: Cow::Borrowed(b.bytes),
+    }
+}
+
+fn read_file(path: &Path, name: String) -> Result<ComponentFile, LoadError> {
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
+    Ok(ComponentFile {
+        name,
+        source: ComponentSource::File(path.to_path_buf()),
+        declared_world: None,
+        bytes: Cow::Owned(bytes),
+    })
+}
+
+fn file_stem(path: &Path) -> String {
+    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "component".into())
+}
+
+fn xdg_dir(var: &str, fallback: &str) -> Option<PathBuf> {
+    match std::env::var_os(var).filter(|v| !v.is_empty()) {
+        Some(v) => Some(PathBuf::from(v)),
+        None => std::env::var_os("HOME").map(|h| PathBuf::from(h).join(fallback)),
+    }
+}
+
+/// A subject: its folder and its grant manifest.
+#[derive(Debug, Clone)]
+pub struct Subject {
+    pub name: String,
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+}
+
+/// Why a subject cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SubjectError {
+    #[error("no subject named `{name}` (looked in {searched}); available: {available}")]
+    NotFound { name: String, searched: String, available: String },
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("{path}: a subject manifest needs a [subject] section naming its component")]
+    NoComponent { path: PathBuf },
+}
+
+/// Finds subjects by name.
+#[derive(Debug, Clone)]
+pub struct Subjects {
+    dirs: Vec<PathBuf>,
+}
+
+impl Subjects {
+    /// Searches `dirs` in order.
+    pub fn new(dirs: Vec<PathBuf>) -> Self {
+        Subjects { dirs }
+    }
+
+    /// `$OPERATOR_SUBJECTS_DIR`, the source tree's `subjects/`, `$XDG_CONFIG_HOME/operator/subjects`.
+    pub fn default_dirs() -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = std::env::var_os("OPERATOR_SUBJECTS_DIR")
+            .map(|v| std::env::split_paths(&v).filter(|p| !p.as_os_str().is_empty()).collect())
+            .unwrap_or_default();
+        let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("subjects");
+        if let Ok(dir) = built_from.canonicalize() {
+            dirs.push(dir);
+        }
+        if let Some(config) = xdg_dir("XDG_CONFIG_HOME", ".config") {
+            dirs.push(config.join("operator").join("subjects"));
+        }
+        dirs
+    }
+
+    /// Loads the subject `name` and validates its manifest.
+    pub fn find(&self, name: &str) -> Result<Subject, SubjectError> {
+        for dir in &self.dirs {
+            let manifest_path = dir.join(name).join(MANIFEST_FILE);
+            if manifest_path.is_file() {
+                let manifest = Manifest::load(&manifest_path)?;
+                if manifest.subject.is_none() {
+                    return Err(SubjectError::NoComponent { path: manifest_path });
+                }
+                return Ok(Subject { name: name.into(), dir: dir.join(name), manifest });
+            }
+        }
+        let names = self.names();
+        Err(SubjectError::NotFound {
+            name: name.into(),
+            searched: self.dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "),
+            available: if names.is_empty() { "none".into() } else { names.join(", ") },
+        })
+    }
+
+    /// Names of all subjects found.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .dirs
+            .iter()
+            .filter_map(|d| std::fs::read_dir(d).ok())
+            .flat_map(|entries| entries.flatten())
+            .filter(|e| e.path().join(MANIFEST_FILE).is_file())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// The subject whose manifest names `component` as its component, if any.
+    pub fn for_component(&self, component: &str) -> Option<Subject> {
+        self.names()
+            .into_iter()
+            .filter_map(|n| self.find(&n).ok())
+            .find(|s| s.manifest.subject.as_ref().is_some_and(|sub| sub.component == component))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_directory_component_is_found_by_name_and_listed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("mine.wasm"), b"\0asm").expect("write");
+        let c = Components::new(vec![dir.path().to_path_buf()]);
+        let f = c.resolve("mine").expect("found");
+        assert_eq!(f.source, ComponentSource::File(dir.path().join("mine.wasm")));
+        assert!(c.list().iter().any(|f| f.name == "mine"));
+        let e = c.resolve("nope").expect_err("missing").to_string();
+        assert!(e.contains("no component named `nope`") && e.contains("mine"), "{e}");
+    }
+
+    #[test]
+    fn a_subject_is_found_with_its_manifest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("demo")).expect("mkdir");
+        std::fs::write(
+            dir.path().join("demo").join(MANIFEST_FILE),
+            "[subject]\nname = \"demo\"\ncomponent = \"demo-adapter\"\n",
+        )
+        .expect("write");
+        let s = Subjects::new(vec![dir.path().to_path_buf()]);
+        assert_eq!(s.names(), vec!["demo".to_string()]);
+        assert_eq!(s.find("demo").expect("found").name, "demo");
+        assert_eq!(s.for_component("demo-adapter").map(|s| s.name), Some("demo".into()));
+        let e = s.find("other").expect_err("missing").to_string();
+        assert!(e.contains("available: demo"), "{e}");
+    }
+}

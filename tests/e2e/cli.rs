@@ -1,0 +1,165 @@
+//! The CLI surface: exit codes, the compile cache, inspect, components, bad components.
+
+use crate::harness::{hostile, manifest, operator, run};
+
+#[test]
+fn a_well_behaved_call_prints_its_result_as_wave_or_json() {
+    let h = hostile();
+    run(operator().arg("call").arg(&h).args(["add", "2", "40"])).expect_code(0).stdout_has("42");
+    let r = run(operator().arg("call").arg(&h).args(["echo", "hello world", "--output", "json"]));
+    r.expect_code(0);
+    assert_eq!(r.stdout.trim(), "\"hello world\"");
+}
+
+#[test]
+fn usage_errors_exit_with_code_2() {
+    let h = hostile();
+    run(operator().arg("call").arg(&h).args(["add", "two", "3"])).expect_code(2).stderr_has("argument `a`");
+    run(operator().arg("call").arg(&h).args(["add", "1"])).expect_code(2).stderr_has("takes 2 argument(s), 1 given");
+    run(operator().arg("call").arg(&h).arg("no-such-export"))
+        .expect_code(2)
+        .stderr_has("exports no function `no-such-export`");
+    run(operator().args(["call", "no-such-component", "f"]))
+        .expect_code(2)
+        .stderr_has("no component named `no-such-component`");
+    run(operator().arg("call").arg(&h).args(["add", "1", "2", "--endpoint", "pd"]))
+        .expect_code(2)
+        .stderr_has("NAME=URL");
+    run(operator().arg("call").arg(&h).args(["add", "1", "2", "--deadline", "soon"]))
+        .expect_code(2)
+        .stderr_has("invalid duration");
+    run(operator().args(["subject", "no-such-subject", "stores"]))
+        .expect_code(2)
+        .stderr_has("no subject named `no-such-subject`");
+    run(operator().arg("frobnicate")).expect_code(2);
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        &["--help"][..],
+        &["subject", "--help"],
+        &["inspect", "--help"],
+        &["call", "--help"],
+        &["components", "--help"],
+    ] {
+        run(operator().args(args)).expect_code(0).stdout_has("Usage:");
+    }
+}
+
+#[test]
+fn a_second_run_uses_the_cached_compiled_artifact() {
+    let h = hostile();
+    let cache = tempfile::tempdir().expect("tempdir");
+    let first =
+        run(operator().env("OPERATOR_CACHE_DIR", cache.path()).arg("-v").arg("call").arg(&h).args(["add", "1", "1"]));
+    first.expect_code(0).stderr_has("compiled in").stderr_has("cached at");
+    let second =
+        run(operator().env("OPERATOR_CACHE_DIR", cache.path()).arg("-v").arg("call").arg(&h).args(["add", "1", "1"]));
+    second.expect_code(0).stderr_has("loaded compiled artifact from cache");
+}
+
+#[test]
+fn a_tampered_cache_artifact_is_never_loaded() {
+    let h = hostile();
+    let cache = tempfile::tempdir().expect("tempdir");
+    run(operator().env("OPERATOR_CACHE_DIR", cache.path()).arg("call").arg(&h).args(["add", "1", "1"])).expect_code(0);
+    let compiled = cache.path().join("compiled");
+    for entry in std::fs::read_dir(&compiled).expect("compiled dir").flatten() {
+        let mut bytes = std::fs::read(entry.path()).expect("read");
+        let n = bytes.len();
+        bytes[n / 2] ^= 0xff;
+        std::fs::write(entry.path(), bytes).expect("write");
+    }
+    run(operator().env("OPERATOR_CACHE_DIR", cache.path()).arg("-v").arg("call").arg(&h).args(["add", "1", "1"]))
+        .expect_code(0)
+        .stdout_has("2")
+        .stderr_has("ignoring a compiled artifact that this cache did not seal")
+        .stderr_has("compiled in");
+}
+
+#[test]
+fn inspect_shows_what_a_component_asks_for_and_what_the_host_gives() {
+    let h = hostile();
+    let (_dir, path) = manifest(
+        "[endpoints.pd]\nurl = \"http://127.0.0.1:2379\"\nallow = [{ methods = [\"GET\"], paths = [\"/pd/api/v1/stores\"] }]\n",
+    );
+    run(operator().arg("inspect").arg(&h).arg("--manifest").arg(&path))
+        .expect_code(0)
+        .stdout_has("operator:core/http@0.1.0")
+        .stdout_has("host: granted endpoints only")
+        .stdout_has("wasi:filesystem/preopens")
+        .stdout_has("host: no directories")
+        .stdout_has("test:hostile/exfiltrate")
+        .stdout_has("NOT PROVIDED")
+        .stdout_has("fetch(endpoint: string, method: string, path: string) -> result<u32, http-error>")
+        .stdout_has("endpoint pd -> http://127.0.0.1:2379/")
+        .stdout_has("/pd/api/v1/stores");
+    let r = run(operator().arg("inspect").arg(&h).args(["--output", "json"]));
+    r.expect_code(0);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("json");
+    assert!(
+        v["world"]["imports"].as_array().is_some_and(|a| a.iter().any(|i| i["name"] == "operator:core/http@0.1.0"))
+    );
+}
+
+#[test]
+fn components_lists_user_components_with_their_worlds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(hostile(), dir.path().join("evil.wasm")).expect("copy");
+    run(operator().arg("components").arg("--components-dir").arg(dir.path()))
+        .expect_code(0)
+        .stdout_has("evil")
+        .stdout_has("other (");
+    run(operator().args(["call", "evil", "add", "1", "2"]).arg("--components-dir").arg(dir.path()))
+        .expect_code(0)
+        .stdout_has("3");
+}
+
+#[test]
+fn bad_component_files_are_invalid_components() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let garbage = dir.path().join("garbage.wasm");
+    std::fs::write(&garbage, b"this is not wasm").expect("write");
+    run(operator().arg("call").arg(&garbage).arg("f"))
+        .expect_code(1)
+        .stderr_has("error: invalid-component: not a WebAssembly file");
+    let core = dir.path().join("core.wasm");
+    std::fs::write(&core, b"\0asm\x01\0\0\0").expect("write");
+    run(operator().arg("call").arg(&core).arg("f")).expect_code(1).stderr_has("core wasm module, not a component");
+    let truncated = dir.path().join("truncated.wasm");
+    let bytes = std::fs::read(hostile()).expect("read");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).expect("write");
+    run(operator().arg("call").arg(&truncated).arg("f")).expect_code(1).stderr_has("error: invalid-component:");
+}
+
+#[test]
+fn a_component_without_the_subject_contract_is_a_contract_mismatch() {
+    let subjects = tempfile::tempdir().expect("tempdir");
+    let components = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(hostile(), components.path().join("impostor.wasm")).expect("copy");
+    std::fs::create_dir(subjects.path().join("fake")).expect("mkdir");
+    std::fs::write(
+        subjects.path().join("fake").join("operator.toml"),
+        "[subject]\nname = \"fake\"\ncomponent = \"impostor\"\n",
+    )
+    .expect("write");
+    run(operator()
+        .arg("--subjects-dir")
+        .arg(subjects.path())
+        .arg("--components-dir")
+        .arg(components.path())
+        .args(["subject", "fake", "stores"]))
+    .expect_code(1)
+    .stderr_has("error: contract-mismatch: `impostor` does not implement the Subject contract");
+}
+
+#[test]
+fn an_invalid_manifest_is_reported_with_file_and_line() {
+    let h = hostile();
+    let (_dir, path) =
+        manifest("[endpoints.pd]\nurl = \"http://x\"\nallow = [{ methods = [\"FETCH\"], paths = [\"/\"] }]\n");
+    run(operator().arg("call").arg(&h).args(["add", "1", "2", "--manifest"]).arg(&path))
+        .expect_code(1)
+        .stderr_has(&format!("{}:3: unknown method `FETCH`", path.display()));
+}

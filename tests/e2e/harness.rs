@@ -1,0 +1,202 @@
+//! Shared helpers: building the test components from source, running the real `operator`
+//! binary, and small local HTTP servers that misbehave on purpose.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("runtime/ has a parent").to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    // CARGO_TARGET_TMPDIR is <target>/tmp.
+    Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target dir").to_path_buf()
+}
+
+/// Builds the test components under `tests/components/` for wasm32-wasip2 (once per test
+/// process) and returns the path of `package`'s `.wasm`.
+pub fn test_component(package: &str) -> PathBuf {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let wasm_target = target_dir().join("wasm");
+    let built = BUILT.get_or_init(|| {
+        let cargo = option_env!("CARGO").unwrap_or("cargo");
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(root())
+            .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
+            .arg(&wasm_target);
+        let dirs = std::fs::read_dir(root().join("tests").join("components")).map_err(|e| e.to_string())?;
+        for dir in dirs.flatten() {
+            cmd.arg("-p").arg(dir.file_name());
+        }
+        let out = cmd
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .output()
+            .map_err(|e| format!("cannot run cargo: {e}"))?;
+        if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stderr).into_owned()) }
+    });
+    if let Err(e) = built {
+        panic!("building the test components failed:\n{e}");
+    }
+    wasm_target.join("wasm32-wasip2").join("release").join(format!("{}.wasm", package.replace('-', "_")))
+}
+
+/// The hostile test component.
+pub fn hostile() -> PathBuf {
+    test_component("hostile")
+}
+
+/// A compile cache shared by the tests of this process (so most runs hit it).
+pub fn shared_cache() -> PathBuf {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("tempdir")).path().to_path_buf()
+}
+
+/// `operator` with an isolated environment: a private cache, no user component or subject
+/// directories, plain output.
+pub fn operator() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_operator"));
+    cmd.env("OPERATOR_CACHE_DIR", shared_cache())
+        .env_remove("OPERATOR_COMPONENTS_DIR")
+        .env_remove("OPERATOR_SUBJECTS_DIR")
+        .env_remove("OPERATOR_LOG")
+        .env("XDG_DATA_HOME", shared_cache().join("data"))
+        .env("XDG_CONFIG_HOME", shared_cache().join("config"));
+    cmd
+}
+
+/// The outcome of a run, with helpers for assertions.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Asserts the exit code, showing the output when it differs.
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, code, "unexpected exit code\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    /// Asserts stderr contains `needle`.
+    pub fn stderr_has(&self, needle: &str) -> &Self {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// Asserts stdout contains `needle`.
+    pub fn stdout_has(&self, needle: &str) -> &Self {
+        assert!(
+            self.stdout.contains(needle),
+            "stdout lacks {needle:?}\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+/// Runs a command to completion; a run that hangs for two minutes fails the test (a liveness
+/// guard, not a speed assertion).
+pub fn run(cmd: &mut Command) -> Run {
+    let child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn operator");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out: Output = match rx.recv_timeout(Duration::from_secs(120)) {
+        Ok(out) => out.expect("wait for operator"),
+        Err(_) => {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            panic!("operator did not finish within 120 s: {cmd:?}");
+        }
+    };
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// How a test HTTP server answers.
+#[derive(Clone, Copy)]
+pub enum Behaviour {
+    /// A fixed response.
+    Ok(&'static str),
+    /// Accepts, reads the request, and never answers.
+    Silent,
+    /// Announces a 1 GiB body with Content-Length and starts sending it.
+    GigabyteWithLength,
+    /// Streams a 1 GiB body chunked, with no length announced.
+    GigabyteChunked,
+}
+
+/// Starts a loopback HTTP server in a thread; returns its address.
+pub fn http_server(behaviour: Behaviour) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || serve(stream, behaviour));
+        }
+    });
+    addr
+}
+
+fn serve(mut stream: TcpStream, behaviour: Behaviour) {
+    let mut buf = [0u8; 8192];
+    let _ = stream.read(&mut buf);
+    let chunk = vec![b'0'; 1 << 20];
+    match behaviour {
+        Behaviour::Ok(body) => {
+            let _ =
+                write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+        }
+        Behaviour::Silent => std::thread::sleep(Duration::from_secs(600)),
+        Behaviour::GigabyteWithLength => {
+            let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", 1u64 << 30);
+            for _ in 0..1024 {
+                if stream.write_all(&chunk).is_err() {
+                    return;
+                }
+            }
+        }
+        Behaviour::GigabyteChunked => {
+            let _ = write!(stream, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+            for _ in 0..1024 {
+                if write!(stream, "{:x}\r\n", chunk.len()).is_err()
+                    || stream.write_all(&chunk).is_err()
+                    || stream.write_all(b"\r\n").is_err()
+                {
+                    return;
+                }
+            }
+            let _ = stream.write_all(b"0\r\n\r\n");
+        }
+    }
+}
+
+/// Writes a grant manifest into a fresh directory and returns (dir, manifest path).
+pub fn manifest(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("operator.toml");
+    std::fs::write(&path, text).expect("write manifest");
+    (dir, path)
+}

@@ -1,0 +1,6 @@
+//! End-to-end tests: they build the test components from source and drive the real
+//! `operator` binary (and, where a test needs one process for several calls, the library).
+
+mod cli;
+mod harness;
+mod hostile;
