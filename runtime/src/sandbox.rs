@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline, WasmBacktrace};
+use wasmtime::{CallHook, ResourceLimiter, Store, Trap, UpdateDeadline, WasmBacktrace};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::engine::{EPOCH_TICK, LoadedComponent, Runtime};
@@ -144,6 +144,11 @@ impl Runtime {
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(1);
         let tick_clock = clock.clone();
+        let hook_clock = clock.clone();
+        store.call_hook(move |_, hook| {
+            hook_clock.transition(hook);
+            Ok(())
+        });
         store.epoch_deadline_callback(move |_| {
             if tick_clock.guest_elapsed() >= tick_clock.deadline {
                 Err(HostAbort::GuestDeadline.into())
@@ -225,10 +230,14 @@ fn describe_trap(trap: Trap) -> String {
     }
 }
 
-/// Stops a guest that is blocked outside wasm (so epochs cannot reach it) past its deadline.
+/// Stops a call whose budgets ran out where neither epochs nor a host call's own timeout can
+/// see it: a guest blocked in a WASI call (a sleep) past the host-time budget.
 async fn watchdog(clock: &CallClock) -> HostAbort {
     loop {
         tokio::time::sleep(EPOCH_TICK * 5).await;
+        if clock.in_host() && clock.host_used() > clock.host_budget + WATCHDOG_GRACE {
+            return HostAbort::HostBudget;
+        }
         if !clock.in_host() && clock.guest_elapsed() > clock.deadline + WATCHDOG_GRACE {
             return HostAbort::GuestDeadline;
         }
@@ -236,6 +245,9 @@ async fn watchdog(clock: &CallClock) -> HostAbort {
 }
 
 /// Splits a call's wall-clock time into guest time and host time.
+///
+/// Fed by the store's call hook, so every host call counts as host time: the capabilities of
+/// this crate and WASI alike (a guest sleeping in `wasi:io/poll` is waiting, not computing).
 #[derive(Debug)]
 pub struct CallClock {
     pub deadline: Duration,
@@ -247,7 +259,11 @@ pub struct CallClock {
 struct ClockState {
     start: Instant,
     host_total: Duration,
+    /// Set while the innermost frame is host code.
     host_since: Option<Instant>,
+    /// For each entry into wasm, whether it was made from inside a host call (the host
+    /// calling the guest's allocator while lowering a result).
+    wasm_entries: Vec<bool>,
 }
 
 /// How a host call's wait ended early.
@@ -262,7 +278,12 @@ pub enum HostWait {
 impl CallClock {
     /// A clock for a call with these budgets (started by [`CallClock::start`]).
     pub fn new(deadline: Duration, host_budget: Duration) -> Self {
-        let state = ClockState { start: Instant::now(), host_total: Duration::ZERO, host_since: None };
+        let state = ClockState {
+            start: Instant::now(),
+            host_total: Duration::ZERO,
+            host_since: None,
+            wasm_entries: Vec::new(),
+        };
         CallClock { deadline, host_budget, state: Mutex::new(state) }
     }
 
@@ -273,9 +294,41 @@ impl CallClock {
     /// Starts (or restarts) counting.
     pub fn start(&self) {
         let mut s = self.lock();
-        s.start = Instant::now();
-        s.host_total = Duration::ZERO;
-        s.host_since = None;
+        *s = ClockState {
+            start: Instant::now(),
+            host_total: Duration::ZERO,
+            host_since: None,
+            wasm_entries: Vec::new(),
+        };
+    }
+
+    /// Records a transition between host and guest code.
+    pub fn transition(&self, hook: CallHook) {
+        let mut s = self.lock();
+        let now = Instant::now();
+        let bank = |s: &mut ClockState| {
+            if let Some(since) = s.host_since.take() {
+                s.host_total += now - since;
+            }
+        };
+        match hook {
+            CallHook::CallingHost => {
+                if s.host_since.is_none() {
+                    s.host_since = Some(now);
+                }
+            }
+            CallHook::ReturningFromHost => bank(&mut s),
+            CallHook::CallingWasm => {
+                let from_host = s.host_since.is_some();
+                bank(&mut s);
+                s.wasm_entries.push(from_host);
+            }
+            CallHook::ReturningFromWasm => {
+                if s.wasm_entries.pop() == Some(true) {
+                    s.host_since = Some(now);
+                }
+            }
+        }
     }
 
     /// Wall-clock time since start, less time in host calls.
@@ -296,8 +349,8 @@ impl CallClock {
         self.lock().host_since.is_some()
     }
 
-    /// Runs a host call's future, counting its time as host time and bounding it by the
-    /// remaining budget (and by `timeout`, if shorter).
+    /// Bounds a host call's wait by the remaining host-time budget (and by `timeout`, if
+    /// shorter). The time itself is counted by the call hook.
     pub async fn host_call<T>(&self, timeout: Option<Duration>, fut: impl Future<Output = T>) -> Result<T, HostWait> {
         let remaining = self.host_budget.saturating_sub(self.host_used());
         if remaining.is_zero() {
@@ -307,15 +360,7 @@ impl CallClock {
             Some(t) if t < remaining => (t, HostWait::Timeout(t)),
             _ => (remaining, HostWait::BudgetExhausted),
         };
-        self.lock().host_since = Some(Instant::now());
-        let result = tokio::time::timeout(limit, fut).await;
-        {
-            let mut s = self.lock();
-            if let Some(since) = s.host_since.take() {
-                s.host_total += since.elapsed();
-            }
-        }
-        result.map_err(|_| on_expiry)
+        tokio::time::timeout(limit, fut).await.map_err(|_| on_expiry)
     }
 }
 
@@ -364,13 +409,20 @@ impl ResourceLimiter for MemoryLimiter {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn host_time_is_not_guest_time() {
+    #[test]
+    fn host_time_is_not_guest_time() {
         let clock = CallClock::new(Duration::from_secs(1), Duration::from_secs(10));
         clock.start();
-        let r = clock.host_call(None, tokio::time::sleep(Duration::from_millis(60))).await;
-        assert_eq!(r, Ok(()));
-        assert!(clock.host_used() >= Duration::from_millis(60));
+        clock.transition(CallHook::CallingWasm);
+        clock.transition(CallHook::CallingHost);
+        std::thread::sleep(Duration::from_millis(60));
+        // The host lowers a result through the guest's allocator: still one host call.
+        clock.transition(CallHook::CallingWasm);
+        clock.transition(CallHook::ReturningFromWasm);
+        std::thread::sleep(Duration::from_millis(20));
+        clock.transition(CallHook::ReturningFromHost);
+        clock.transition(CallHook::ReturningFromWasm);
+        assert!(clock.host_used() >= Duration::from_millis(80), "{:?}", clock.host_used());
         assert!(clock.guest_elapsed() < Duration::from_millis(60), "{:?}", clock.guest_elapsed());
     }
 
@@ -386,6 +438,7 @@ mod tests {
     async fn a_silent_host_call_exhausts_the_budget() {
         let clock = CallClock::new(Duration::from_secs(1), Duration::from_millis(30));
         clock.start();
+        clock.transition(CallHook::CallingHost);
         let r = clock.host_call(Some(Duration::from_secs(5)), std::future::pending::<()>()).await;
         assert_eq!(r, Err(HostWait::BudgetExhausted));
         // Nothing left: the next call fails at once.
