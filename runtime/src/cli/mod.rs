@@ -8,6 +8,7 @@ mod components;
 mod inspect;
 mod render;
 mod sandbox_args;
+mod simulate;
 mod subject;
 
 use std::path::PathBuf;
@@ -70,6 +71,8 @@ enum Command {
     Call(call::Args),
     /// List the named components available, with their worlds.
     Components(components::Args),
+    /// Run a simulated cluster for development without a real one.
+    Simulate(simulate::Args),
 }
 
 /// A usage error: wrong name, flag value or arguments (exit code 2).
@@ -138,6 +141,7 @@ pub fn main() -> ExitCode {
             Command::Inspect(args) => inspect::run(&ctx, args),
             Command::Call(args) => call::run(&ctx, args).await,
             Command::Components(args) => components::run(&ctx, args),
+            Command::Simulate(args) => simulate::run(args).await,
         }
     });
     // Do not wait for a guest still blocked in a host call to notice it was cancelled.

@@ -17,25 +17,25 @@ use url::Url;
 #[derive(Debug, Clone, clap::Args)]
 pub struct SandboxArgs {
     /// Point endpoint NAME at URL. A name the manifest lacks is granted GET and HEAD only.
-    #[arg(long = "endpoint", value_name = "NAME=URL", value_parser = parse_endpoint)]
+    #[arg(long = "endpoint", global = true, value_name = "NAME=URL", value_parser = parse_endpoint)]
     pub endpoints: Vec<(String, Url)>,
     /// Grant manifest to use instead of the subject's `operator.toml`.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE")]
     pub manifest: Option<PathBuf>,
     /// Guest execution time allowed per call (host calls excluded), e.g. 500ms, 5s.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
     pub deadline: Option<Duration>,
     /// Time allowed waiting in host calls (HTTP...) per call.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
     pub host_time: Option<Duration>,
     /// Linear memory allowed, e.g. 64MiB.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_size)]
     pub memory: Option<u64>,
     /// Largest HTTP response body a component may receive.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_size)]
     pub response_limit: Option<u64>,
     /// Largest result a call may return.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_size)]
     pub output_limit: Option<u64>,
 }
 

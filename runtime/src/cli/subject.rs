@@ -169,12 +169,25 @@ fn metrics_table(m: &ClusterMetrics) {
     }
     if !m.samples.is_empty() {
         println!();
-        let mut t = Table::new(&["METRIC", "LABELS", "VALUE", "UNIT"]);
+        let mut t = Table::new(&["METRIC", "LABELS", "VALUE"]);
         for s in &m.samples {
             let labels: Vec<String> = s.labels.iter().map(|l| format!("{}={}", l.key, l.value)).collect();
-            t.row(vec![s.name.clone(), labels.join(","), format!("{:.2}", s.value), s.unit.clone()]);
+            t.row(vec![s.name.clone(), labels.join(","), sample_value(s.value, &s.unit)]);
         }
         t.print();
+    }
+}
+
+/// A sample value in its unit's human form.
+fn sample_value(v: f64, unit: &str) -> String {
+    if !v.is_finite() {
+        return format!("{v} {unit}");
+    }
+    match unit {
+        "bytes" => render::bytes(v.max(0.0) as u64),
+        "bytes/s" => render::rate(Some(v), "B/s"),
+        "count" => format!("{v:.0}"),
+        other => format!("{v:.1} {other}"),
     }
 }
 

@@ -44,6 +44,7 @@ wit_bindgen::generate!({
 use operator::core::http::{self, Method};
 use operator::core::log::{self, Level};
 
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 struct Hostile;
 
 impl Guest for Hostile {
@@ -135,4 +136,6 @@ impl Guest for Hostile {
     }
 }
 
+// Only the wasm build exports (export symbol names cannot go into a native shared library).
+#[cfg(target_arch = "wasm32")]
 export!(Hostile);
