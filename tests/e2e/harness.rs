@@ -140,6 +140,8 @@ pub fn run(cmd: &mut Command) -> Run {
 pub enum Behaviour {
     /// A fixed response.
     Ok(&'static str),
+    /// A fixed status and body.
+    Status(u16, &'static str),
     /// Accepts, reads the request, and never answers.
     Silent,
     /// Announces a 1 GiB body with Content-Length and starts sending it.
@@ -168,6 +170,13 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour) {
         Behaviour::Ok(body) => {
             let _ =
                 write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+        }
+        Behaviour::Status(code, body) => {
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {code} Whatever\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
         }
         Behaviour::Silent => std::thread::sleep(Duration::from_secs(600)),
         Behaviour::GigabyteWithLength => {
@@ -199,4 +208,49 @@ pub fn manifest(text: &str) -> (tempfile::TempDir, PathBuf) {
     let path = dir.path().join("operator.toml");
     std::fs::write(&path, text).expect("write manifest");
     (dir, path)
+}
+
+/// An in-process TiKV simulator on ephemeral loopback ports, with its own async runtime.
+pub struct Sim {
+    pub sim: tikv_simulator::Simulator,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Sim {
+    /// Starts a simulator with `config` (PD and Prometheus on separate ports).
+    pub fn start(config: tikv_simulator::Config) -> Sim {
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+        let loopback: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        let sim = runtime
+            .block_on(tikv_simulator::Simulator::start(config, loopback, Some(loopback)))
+            .expect("start simulator");
+        Sim { sim, _runtime: runtime }
+    }
+
+    /// `--endpoint` flags pointing the tikv subject at this simulator.
+    pub fn endpoints(&self) -> Vec<String> {
+        vec![
+            "--endpoint".into(),
+            format!("pd=http://{}", self.sim.pd),
+            "--endpoint".into(),
+            format!("prometheus=http://{}", self.sim.prometheus),
+        ]
+    }
+
+    /// Runs `operator subject tikv <args> --output json` against the simulator.
+    pub fn subject_json(&self, args: &[&str]) -> serde_json::Value {
+        let r = run(operator().args(["subject", "tikv"]).args(args).args(["--output", "json"]).args(self.endpoints()));
+        r.expect_code(0);
+        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", r.stdout))
+    }
+}
+
+/// A plain GET over loopback, for checking a server directly.
+pub fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    out
 }

@@ -4,3 +4,4 @@
 mod cli;
 mod harness;
 mod hostile;
+mod tikv;

@@ -78,7 +78,9 @@ fn send(http: &dyn Http, request: &Request) -> Result<Reply, SubjectError> {
 fn transport_error(endpoint: &str, path: &str, e: HttpError) -> SubjectError {
     match e {
         HttpError::Denied(d) => SubjectError::Denied(format!("{endpoint} {path}: {}; {}", d.reason, d.hint)),
-        HttpError::InvalidRequest(m) => SubjectError::Denied(format!("{endpoint} {path}: the host refused the request: {m}")),
+        HttpError::InvalidRequest(m) => {
+            SubjectError::Denied(format!("{endpoint} {path}: the host refused the request: {m}"))
+        }
         HttpError::Unreachable(m) => SubjectError::Unreachable(format!("{endpoint} is unreachable: {m}")),
         HttpError::Timeout(m) => SubjectError::Unreachable(format!("{endpoint} did not answer {path}: {m}")),
         HttpError::TooLarge(n) => {
@@ -140,7 +142,10 @@ mod tests {
 
     #[test]
     fn pd_errors_are_json_strings_errcode_objects_or_text() {
-        assert_eq!(pd_message(b"\"[PD:region:ErrRegionNotFound]region 42 not found\"\n"), "[PD:region:ErrRegionNotFound]region 42 not found");
+        assert_eq!(
+            pd_message(b"\"[PD:region:ErrRegionNotFound]region 42 not found\"\n"),
+            "[PD:region:ErrRegionNotFound]region 42 not found"
+        );
         assert_eq!(pd_message(br#"{"code":"input","msg":"invalid store id","data":null}"#), "invalid store id");
         assert_eq!(pd_message(b"404 page not found\n"), "404 page not found");
     }

@@ -78,7 +78,9 @@ pub fn hot_write_regions(http: &dyn Http, limit: u32) -> Result<Vec<Region>, Sub
         match detail {
             Some(r) => regions.push(pd::to_region(&r, Some(stat))),
             // Merged or gone since the hotspot report: keep what the report says.
-            None => regions.push(pd::to_region(&pd::RegionInfo { id: stat.region_id, ..Default::default() }, Some(stat))),
+            None => {
+                regions.push(pd::to_region(&pd::RegionInfo { id: stat.region_id, ..Default::default() }, Some(stat)))
+            }
         }
     }
 
@@ -148,11 +150,23 @@ pub fn transfer_leader(http: &dyn Http, region_id: u64, to_store: u64) -> Result
         let waited = http.now_ms().saturating_sub(start);
         let leader = region(http, region_id)?.and_then(|r| r.leader_store());
         if leader == Some(to_store) {
-            return Ok(LeaderTransfer { region_id, from_store_id: from, to_store_id: to_store, confirmed: true, waited_ms: waited });
+            return Ok(LeaderTransfer {
+                region_id,
+                from_store_id: from,
+                to_store_id: to_store,
+                confirmed: true,
+                waited_ms: waited,
+            });
         }
         if waited >= TRANSFER_WAIT_MS {
             http.log(Level::Warn, &format!("region {region_id}: leader still on {leader:?} after {waited} ms"));
-            return Ok(LeaderTransfer { region_id, from_store_id: from, to_store_id: to_store, confirmed: false, waited_ms: waited });
+            return Ok(LeaderTransfer {
+                region_id,
+                from_store_id: from,
+                to_store_id: to_store,
+                confirmed: false,
+                waited_ms: waited,
+            });
         }
         http.sleep_ms(POLL_INTERVAL_MS);
     }

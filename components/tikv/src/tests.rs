@@ -7,10 +7,15 @@ use std::collections::HashMap;
 use super::*;
 use crate::bindings::operator::core::http::{HttpError, Method, Request, Response};
 
+/// A recorded answer: a status and body, or a transport error.
+type Answer = Result<(u16, String), HttpError>;
+/// Checks an error is the expected one.
+type Expect = fn(&SubjectError) -> bool;
+
 /// A transport that answers from recorded bodies, keyed by "METHOD endpoint path[?query]".
 #[derive(Default)]
 struct Recorded {
-    routes: HashMap<String, Vec<Result<(u16, String), HttpError>>>,
+    routes: HashMap<String, Vec<Answer>>,
     sent: RefCell<Vec<String>>,
     clock: Cell<u64>,
 }
@@ -50,11 +55,7 @@ impl Http for Recorded {
         self.sent.borrow_mut().push(key.clone());
         let answers = self.routes.get(&key).unwrap_or_else(|| panic!("no recorded answer for {key}"));
         let answer = answers[count.min(answers.len() - 1)].clone();
-        answer.map(|(status, body)| Response {
-            status,
-            headers: vec![],
-            body: body.into_bytes(),
-        })
+        answer.map(|(status, body)| Response { status, headers: vec![], body: body.into_bytes() })
     }
 
     fn sleep_ms(&self, ms: u64) {
@@ -207,9 +208,11 @@ fn hot_regions_join_leader_hotspots_with_region_details_highest_first() {
 
 #[test]
 fn the_limit_cuts_the_list_without_fetching_more_regions() {
-    let http = Recorded::default()
-        .on("GET pd /pd/api/v1/hotspot/regions/write", 200, HOT)
-        .on("GET pd /pd/api/v1/region/id/2", 200, REGION_2);
+    let http = Recorded::default().on("GET pd /pd/api/v1/hotspot/regions/write", 200, HOT).on(
+        "GET pd /pd/api/v1/region/id/2",
+        200,
+        REGION_2,
+    );
     let regions = hot_write_regions(&http, 1).expect("hot regions");
     assert_eq!(regions.len(), 1);
     assert!(!http.sent.borrow().iter().any(|k| k.contains("/region/id/12")));
@@ -222,9 +225,11 @@ fn an_unknown_region_is_a_zero_object_or_null_and_keeps_the_hotspot_data() {
         r#"{"id":0,"start_key":"","end_key":"","leader":{"role_name":""},"cpu_usage":0,"written_bytes":0,"read_bytes":0,"written_keys":0,"read_keys":0,"approximate_size":0,"approximate_keys":0}"#,
         "null",
     ] {
-        let http = Recorded::default()
-            .on("GET pd /pd/api/v1/hotspot/regions/write", 200, HOT)
-            .on("GET pd /pd/api/v1/region/id/2", 200, unknown);
+        let http = Recorded::default().on("GET pd /pd/api/v1/hotspot/regions/write", 200, HOT).on(
+            "GET pd /pd/api/v1/region/id/2",
+            200,
+            unknown,
+        );
         let regions = hot_write_regions(&http, 1).expect("hot regions");
         assert_eq!(regions[0].id, 2);
         assert_eq!(regions[0].leader_store_id, Some(1), "from the hotspot's leader entry");
@@ -235,18 +240,29 @@ fn an_unknown_region_is_a_zero_object_or_null_and_keeps_the_hotspot_data() {
 #[test]
 fn a_quiet_cluster_falls_back_to_regions_by_bytes_written() {
     let quiet = r#"{"as_peer":{"1":{"regions_count":0,"statistics":[]}},"as_leader":{"1":{"regions_count":0,"statistics":[]}}}"#;
-    let writeflow = format!(r#"{{"count":3,"regions":[{REGION_2},{REGION_12},{{"id":20,"leader":{{"role_name":""}},"written_bytes":0}}]}}"#);
-    let http = Recorded::default()
-        .on("GET pd /pd/api/v1/hotspot/regions/write", 200, quiet)
-        .on("GET pd /pd/api/v1/regions/writeflow?limit=5", 200, &writeflow);
+    let writeflow = format!(
+        r#"{{"count":3,"regions":[{REGION_2},{REGION_12},{{"id":20,"leader":{{"role_name":""}},"written_bytes":0}}]}}"#
+    );
+    let http = Recorded::default().on("GET pd /pd/api/v1/hotspot/regions/write", 200, quiet).on(
+        "GET pd /pd/api/v1/regions/writeflow?limit=5",
+        200,
+        &writeflow,
+    );
     let regions = hot_write_regions(&http, 5).expect("hot regions");
-    assert_eq!(regions.iter().map(|r| r.id).collect::<Vec<_>>(), vec![2, 12], "regions that wrote nothing are left out");
+    assert_eq!(
+        regions.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![2, 12],
+        "regions that wrote nothing are left out"
+    );
     assert_eq!(regions[0].write_bytes_per_second, None, "no rate is known without hotspot statistics");
 }
 
 #[test]
 fn transfer_leader_posts_the_operator_and_waits_for_the_new_leader() {
-    let moved = REGION_12.replace(r#""leader":{"role_name":"Voter","id":41,"store_id":4}"#, r#""leader":{"role_name":"Voter","id":13,"store_id":1}"#);
+    let moved = REGION_12.replace(
+        r#""leader":{"role_name":"Voter","id":41,"store_id":4}"#,
+        r#""leader":{"role_name":"Voter","id":13,"store_id":1}"#,
+    );
     let http = Recorded::default()
         .on("GET pd /pd/api/v1/region/id/12", 200, REGION_12)
         .on("GET pd /pd/api/v1/region/id/12", 200, REGION_12)
@@ -254,14 +270,19 @@ fn transfer_leader_posts_the_operator_and_waits_for_the_new_leader() {
         .on("GET pd /pd/api/v1/region/id/12", 200, &moved)
         .on("POST pd /pd/api/v1/operators", 200, "\"The operator is created.\"\n");
     let t = transfer_leader(&http, 12, 1).expect("transfer");
-    assert_eq!(t, LeaderTransfer { region_id: 12, from_store_id: Some(4), to_store_id: 1, confirmed: true, waited_ms: 400 });
+    assert_eq!(
+        t,
+        LeaderTransfer { region_id: 12, from_store_id: Some(4), to_store_id: 1, confirmed: true, waited_ms: 400 }
+    );
 }
 
 #[test]
 fn a_transfer_pd_accepts_but_never_completes_is_reported_unconfirmed() {
-    let http = Recorded::default()
-        .on("GET pd /pd/api/v1/region/id/12", 200, REGION_12)
-        .on("POST pd /pd/api/v1/operators", 200, "\"The operator is created.\"\n");
+    let http = Recorded::default().on("GET pd /pd/api/v1/region/id/12", 200, REGION_12).on(
+        "POST pd /pd/api/v1/operators",
+        200,
+        "\"The operator is created.\"\n",
+    );
     let t = transfer_leader(&http, 12, 1).expect("transfer");
     assert!(!t.confirmed);
     assert!(t.waited_ms >= TRANSFER_WAIT_MS);
@@ -271,27 +292,49 @@ fn a_transfer_pd_accepts_but_never_completes_is_reported_unconfirmed() {
 fn pd_refusals_are_rejected_with_pds_own_message() {
     for (status, body, message) in [
         (500, "\"region has no voter in store 7\"\n", "region has no voter in store 7"),
-        (500, "\"[PD:region:ErrRegionNotFound]region 42 not found\"\n", "[PD:region:ErrRegionNotFound]region 42 not found"),
-        (500, "\"[PD:operator:ErrAddOperator]failed to add operator, maybe already have one\"\n", "[PD:operator:ErrAddOperator]failed to add operator, maybe already have one"),
+        (
+            500,
+            "\"[PD:region:ErrRegionNotFound]region 42 not found\"\n",
+            "[PD:region:ErrRegionNotFound]region 42 not found",
+        ),
+        (
+            500,
+            "\"[PD:operator:ErrAddOperator]failed to add operator, maybe already have one\"\n",
+            "[PD:operator:ErrAddOperator]failed to add operator, maybe already have one",
+        ),
         (500, "\"no operator step is built\"\n", "no operator step is built"),
-        (400, r#"{"code":"input","msg":"missing store id to transfer leader to","data":null}"#, "missing store id to transfer leader to"),
+        (
+            400,
+            r#"{"code":"input","msg":"missing store id to transfer leader to","data":null}"#,
+            "missing store id to transfer leader to",
+        ),
     ] {
-        let http = Recorded::default()
-            .on("GET pd /pd/api/v1/region/id/12", 200, REGION_12)
-            .on("POST pd /pd/api/v1/operators", status, body);
+        let http = Recorded::default().on("GET pd /pd/api/v1/region/id/12", 200, REGION_12).on(
+            "POST pd /pd/api/v1/operators",
+            status,
+            body,
+        );
         assert_eq!(transfer_leader(&http, 12, 7), Err(SubjectError::Rejected(message.into())));
     }
 }
 
 #[test]
 fn pd_failures_are_unreachable_or_bad_responses() {
-    let cases: Vec<(Recorded, fn(&SubjectError) -> bool)> = vec![
+    let cases: Vec<(Recorded, Expect)> = vec![
         (
-            Recorded::default().on("GET pd /pd/api/v1/stores", 500, "\"[PD:cluster:ErrNotBootstrapped]TiKV cluster not bootstrapped, please start TiKV first\"\n"),
+            Recorded::default().on(
+                "GET pd /pd/api/v1/stores",
+                500,
+                "\"[PD:cluster:ErrNotBootstrapped]TiKV cluster not bootstrapped, please start TiKV first\"\n",
+            ),
             |e| matches!(e, SubjectError::BadResponse(m) if m.contains("HTTP 500") && m.contains("not bootstrapped")),
         ),
         (
-            Recorded::default().on("GET pd /pd/api/v1/stores", 503, "[PD:apiutil:ErrRedirectNoLeader]redirect finds no leader"),
+            Recorded::default().on(
+                "GET pd /pd/api/v1/stores",
+                503,
+                "[PD:apiutil:ErrRedirectNoLeader]redirect finds no leader",
+            ),
             |e| matches!(e, SubjectError::Unreachable(m) if m.contains("no leader")),
         ),
         (
@@ -307,7 +350,8 @@ fn pd_failures_are_unreachable_or_bad_responses() {
             |e| matches!(e, SubjectError::Unreachable(m) if m.contains("pd is unreachable: connection refused")),
         ),
         (
-            Recorded::default().fail("GET pd /pd/api/v1/stores", HttpError::Timeout("no complete response within 5s".into())),
+            Recorded::default()
+                .fail("GET pd /pd/api/v1/stores", HttpError::Timeout("no complete response within 5s".into())),
             |e| matches!(e, SubjectError::Unreachable(m) if m.contains("did not answer")),
         ),
         (
@@ -325,9 +369,11 @@ const PROM_OK: &str = r#"{"status":"success","data":{"resultType":"vector","resu
 
 #[test]
 fn metrics_combine_pd_counts_and_prometheus_vectors() {
-    let mut http = Recorded::default()
-        .on("GET pd /pd/api/v1/stores", 200, STORES)
-        .on("GET pd /pd/api/v1/regions/count", 200, "{\"count\":42,\"regions\":null}\n");
+    let mut http = Recorded::default().on("GET pd /pd/api/v1/stores", 200, STORES).on(
+        "GET pd /pd/api/v1/regions/count",
+        200,
+        "{\"count\":42,\"regions\":null}\n",
+    );
     for q in prom::QUERIES {
         http = http.on(&format!("GET prometheus /api/v1/query?query={}", q.promql), 200, PROM_OK);
     }
@@ -344,13 +390,19 @@ fn metrics_combine_pd_counts_and_prometheus_vectors() {
 #[test]
 fn prometheus_errors_are_bad_responses_with_its_message() {
     let q = &prom::QUERIES[0];
-    let e = prom::samples(q, 400, br#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"query\": 1:5: parse error"}"#)
-        .expect_err("error");
+    let e = prom::samples(
+        q,
+        400,
+        br#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"query\": 1:5: parse error"}"#,
+    )
+    .expect_err("error");
     assert!(matches!(&e, SubjectError::BadResponse(m) if m.contains("parse error") && m.contains("bad_data")), "{e:?}");
-    let e = prom::samples(q, 200, br#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#).expect_err("matrix");
+    let e = prom::samples(q, 200, br#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#)
+        .expect_err("matrix");
     assert!(matches!(&e, SubjectError::BadResponse(m) if m.contains("got a matrix")), "{e:?}");
     let e = prom::samples(q, 502, b"Bad Gateway").expect_err("proxy");
     assert!(matches!(&e, SubjectError::BadResponse(m) if m.contains("HTTP 502")), "{e:?}");
-    let empty = prom::samples(q, 200, br#"{"status":"success","data":{"resultType":"vector","result":[]}}"#).expect("empty");
+    let empty =
+        prom::samples(q, 200, br#"{"status":"success","data":{"resultType":"vector","result":[]}}"#).expect("empty");
     assert!(empty.is_empty());
 }

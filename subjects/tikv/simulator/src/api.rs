@@ -70,7 +70,8 @@ pub fn prometheus_router(cluster: Shared) -> Router {
 fn pd_json(status: StatusCode, v: &Value) -> Response {
     let mut body = serde_json::to_string_pretty(v).unwrap_or_default();
     body.push('\n');
-    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=UTF-8"))], body).into_response()
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=UTF-8"))], body)
+        .into_response()
 }
 
 /// `rd.Data`: compact easyjson bytes typed as binary.
@@ -196,11 +197,13 @@ fn store_json(c: &Cluster, id: u64) -> Option<Value> {
     let s = c.store(id)?;
     let state = c.store_state(s);
     let (region_count, leader_count) = c.store_counts(id);
-    let region_size: i64 = c.regions.values().filter(|r| r.peers.iter().any(|p| p.store_id == id)).map(|r| r.size_mib).sum();
+    let region_size: i64 =
+        c.regions.values().filter(|r| r.peers.iter().any(|p| p.store_id == id)).map(|r| r.size_mib).sum();
     let leader_size: i64 = c.regions.values().filter(|r| r.leader_store() == id).map(|r| r.size_mib).sum();
     let used = s.base_used + region_size as u64 * 1024 * 1024;
     let uptime = s.last_heartbeat.duration_since(s.started).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-    let last_heartbeat_ns = s.last_heartbeat.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
+    let last_heartbeat_ns =
+        s.last_heartbeat.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
     // metapb.Store: omitempty everywhere; `state` is absent because Up is 0.
     let mut store = json!({
         "id": s.id,
@@ -263,7 +266,8 @@ async fn stores(State(c): State<Shared>, RawQuery(q): RawQuery) -> Response {
     }
     let c = lock(&c);
     // Every simulated store is in state Up (0); Disconnected and Down are Up stores without heartbeats.
-    let list: Vec<Value> = if wanted.contains(&0) { c.stores.iter().filter_map(|s| store_json(&c, s.id)).collect() } else { vec![] };
+    let list: Vec<Value> =
+        if wanted.contains(&0) { c.stores.iter().filter_map(|s| store_json(&c, s.id)).collect() } else { vec![] };
     pd_json(StatusCode::OK, &json!({"count": list.len(), "stores": list}))
 }
 
@@ -335,7 +339,9 @@ async fn regions_writeflow(State(c): State<Shared>, RawQuery(q): RawQuery) -> Re
         None => 16,
         Some(l) => match l.parse::<i64>() {
             Ok(n) => n.min(10_240),
-            Err(_) => return pd_error(StatusCode::BAD_REQUEST, &format!("strconv.Atoi: parsing \"{l}\": invalid syntax")),
+            Err(_) => {
+                return pd_error(StatusCode::BAD_REQUEST, &format!("strconv.Atoi: parsing \"{l}\": invalid syntax"));
+            }
         },
     };
     if limit <= 0 {
@@ -343,7 +349,7 @@ async fn regions_writeflow(State(c): State<Shared>, RawQuery(q): RawQuery) -> Re
     }
     let c = lock(&c);
     let mut list: Vec<&SimRegion> = c.regions.values().collect();
-    list.sort_by(|a, b| b.written_bytes.cmp(&a.written_bytes));
+    list.sort_by_key(|r| std::cmp::Reverse(r.written_bytes));
     let list: Vec<Value> = list.into_iter().take(limit as usize).map(region_json).collect();
     pd_data(&json!({"count": list.len(), "regions": list}))
 }
@@ -388,7 +394,8 @@ fn hot(c: &Cluster, q: &Option<String>, write: bool) -> Response {
                 if r.hot_degree <= 0 || !on_store || (leader_only && !is_leader) {
                     continue;
                 }
-                let (bytes, keys) = if write { (r.write_rate, r.key_rate) } else { (r.read_rate, r.read_rate / 1024.0) };
+                let (bytes, keys) =
+                    if write { (r.write_rate, r.key_rate) } else { (r.read_rate, r.read_rate / 1024.0) };
                 stats.push(json!({
                     "store_id": s.id,
                     "stores": r.peers.iter().map(|p| p.store_id).collect::<Vec<_>>(),
@@ -617,10 +624,25 @@ fn series(c: &Cluster) -> Vec<Series> {
         push("tikv_store_size_bytes", &[("type", "available")], s.capacity as f64 - used, None);
         let k = c.counters.get(&s.id).cloned().unwrap_or_default();
         push("tikv_engine_flow_bytes", &[("db", "kv"), ("type", "wal_file_bytes")], k.wal_bytes, Some(k.wal_rate));
-        push("tikv_engine_flow_bytes", &[("db", "kv"), ("type", "bytes_read")], k.read_bytes * 0.7, Some(k.read_rate * 0.7));
-        push("tikv_engine_flow_bytes", &[("db", "kv"), ("type", "iter_bytes_read")], k.read_bytes * 0.3, Some(k.read_rate * 0.3));
+        push(
+            "tikv_engine_flow_bytes",
+            &[("db", "kv"), ("type", "bytes_read")],
+            k.read_bytes * 0.7,
+            Some(k.read_rate * 0.7),
+        );
+        push(
+            "tikv_engine_flow_bytes",
+            &[("db", "kv"), ("type", "iter_bytes_read")],
+            k.read_bytes * 0.3,
+            Some(k.read_rate * 0.3),
+        );
         for (kind, (total, rate)) in &k.grpc {
-            push("tikv_grpc_msg_duration_seconds_count", &[("type", kind), ("priority", "normal")], *total, Some(*rate));
+            push(
+                "tikv_grpc_msg_duration_seconds_count",
+                &[("type", kind), ("priority", "normal")],
+                *total,
+                Some(*rate),
+            );
         }
     }
     out
@@ -680,7 +702,11 @@ mod tests {
     fn queries_decode_repeats_and_escapes() {
         assert_eq!(
             decode_query("state=0&state=1&query=sum%28x%29+by+%28instance%29"),
-            vec![("state".into(), "0".into()), ("state".into(), "1".into()), ("query".into(), "sum(x) by (instance)".into())]
+            vec![
+                ("state".into(), "0".into()),
+                ("state".into(), "1".into()),
+                ("query".into(), "sum(x) by (instance)".into())
+            ]
         );
     }
 }

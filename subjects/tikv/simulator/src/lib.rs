@@ -160,6 +160,11 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
     println!("  Prometheus API  http://{}", sim.prometheus);
     println!("  stop a store    curl -X POST http://{}/simulator/stores/<id>/stop", sim.pd);
     println!("Ctrl-C stops it.");
-    tokio::signal::ctrl_c().await?;
+    // SIGTERM too: as a container's PID 1 nothing else would stop it.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
     Ok(())
 }

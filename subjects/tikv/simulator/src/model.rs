@@ -59,7 +59,7 @@ impl Rng {
     pub fn new(seed: u64) -> Self {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x << 13;
         x ^= x >> 7;
@@ -69,7 +69,7 @@ impl Rng {
     }
     /// Uniform in [0, 1).
     pub fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
@@ -234,7 +234,7 @@ impl Cluster {
         // Zipf-like skew, shuffled so the hottest regions are not simply the first ids.
         let mut weights: Vec<f64> = (0..region_count).map(|i| 1.0 / ((i + 1) as f64).powf(1.1)).collect();
         for i in (1..weights.len()).rev() {
-            let j = (rng.next() % (i as u64 + 1)) as usize;
+            let j = (rng.next_u64() % (i as u64 + 1)) as usize;
             weights.swap(i, j);
         }
         let total: f64 = weights.iter().sum();
@@ -248,7 +248,13 @@ impl Cluster {
                     Peer { id: peer_id, store_id }
                 })
                 .collect();
-            let boundary = |n: usize| if n == 0 || n == region_count { String::new() } else { format!("7480000000000000FF{n:04X}5F728000000000FF") };
+            let boundary = |n: usize| {
+                if n == 0 || n == region_count {
+                    String::new()
+                } else {
+                    format!("7480000000000000FF{n:04X}5F728000000000FF")
+                }
+            };
             regions.insert(
                 id,
                 SimRegion {
@@ -258,9 +264,9 @@ impl Cluster {
                     conf_ver: replicas as u64 + 2,
                     version: i as u64 + 1,
                     peers,
-                    leader: (rng.next() % replicas as u64) as usize,
+                    leader: (rng.next_u64() % replicas as u64) as usize,
                     weight: weight / total,
-                    size_mib: 1 + (rng.next() % 96) as i64,
+                    size_mib: 1 + (rng.next_u64() % 96) as i64,
                     keys: 0,
                     write_rate: 0.0,
                     key_rate: 0.0,
@@ -399,7 +405,8 @@ impl Cluster {
             }
         }
         // Finished operators stay queryable for a while, as in PD (10 min).
-        self.operators.retain(|_, o| o.status == OperatorStatus::Running || o.created.elapsed() < Duration::from_secs(600));
+        self.operators
+            .retain(|_, o| o.status == OperatorStatus::Running || o.created.elapsed() < Duration::from_secs(600));
     }
 
     /// PD's checks for `POST /operators {"name":"transfer-leader",...}`, with its messages.

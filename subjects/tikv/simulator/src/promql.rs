@@ -71,7 +71,8 @@ impl Matcher {
 
 impl Selector {
     fn matches(&self, s: &Series) -> bool {
-        self.name.as_ref().is_none_or(|n| s.labels.get("__name__") == Some(n)) && self.matchers.iter().all(|m| m.matches(&s.labels))
+        self.name.as_ref().is_none_or(|n| s.labels.get("__name__") == Some(n))
+            && self.matchers.iter().all(|m| m.matches(&s.labels))
     }
 }
 
@@ -224,7 +225,8 @@ impl Parser<'_> {
                 let value = self.string()?;
                 let regex = match op {
                     MatchOp::Re | MatchOp::NotRe => Some(
-                        Regex::new(&format!("^(?:{value})$")).map_err(|e| self.error(&format!("invalid regex: {e}")))?,
+                        Regex::new(&format!("^(?:{value})$"))
+                            .map_err(|e| self.error(&format!("invalid regex: {e}")))?,
                     ),
                     _ => None,
                 };
