@@ -168,7 +168,8 @@ fn pd_down_is_unreachable() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
     run(operator().args(["subject", "tikv", "stores", "--endpoint", &format!("pd=http://{closed}")]))
         .expect_code(1)
-        .stderr_has("error: unreachable: pd is unreachable: connection failed");
+        .stderr_has("error: unreachable: pd is unreachable: connection failed")
+        .stderr_has(&format!("hint: endpoints in use: pd=http://{closed}/, prometheus=http://127.0.0.1:9090/"));
 }
 
 #[test]
@@ -210,6 +211,18 @@ fn prometheus_down_or_wrong_fails_metrics_clearly() {
     ]))
     .expect_code(1)
     .stderr_has("error: unreachable: prometheus is unreachable");
+    let silent = http_server(Behaviour::Silent);
+    run(operator().args([
+        "subject",
+        "tikv",
+        "metrics",
+        "--endpoint",
+        &pd,
+        "--endpoint",
+        &format!("prometheus=http://{silent}"),
+    ]))
+    .expect_code(1)
+    .stderr_has("error: unreachable: prometheus did not answer /api/v1/query");
     let wrong = http_server(Behaviour::Status(503, "Service Unavailable"));
     run(operator().args([
         "subject",

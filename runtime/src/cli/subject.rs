@@ -2,7 +2,9 @@
 
 use operator_runtime::registry::Subject;
 use operator_runtime::sandbox::{CallOutcome, FailedCall};
-use operator_runtime::subject::{ClusterMetrics, LeaderTransfer, Region, Store, SubjectClient, SubjectResult};
+use operator_runtime::subject::{
+    ClusterMetrics, LeaderTransfer, Region, Store, SubjectClient, SubjectError, SubjectResult,
+};
 use serde::Serialize;
 
 use super::render::{self, Table};
@@ -64,13 +66,13 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Action::Stores => show(ctx, finish(&file.name, client.stores().await)?, stores_table),
+        Action::Stores => show(ctx, &client, finish(&file.name, client.stores().await)?, stores_table),
         Action::HotWriteRegions { limit } => {
-            show(ctx, finish(&file.name, client.hot_write_regions(limit).await)?, regions_table)
+            show(ctx, &client, finish(&file.name, client.hot_write_regions(limit).await)?, regions_table)
         }
-        Action::Metrics => show(ctx, finish(&file.name, client.metrics().await)?, metrics_table),
+        Action::Metrics => show(ctx, &client, finish(&file.name, client.metrics().await)?, metrics_table),
         Action::TransferLeader { region, store } => {
-            show(ctx, finish(&file.name, client.transfer_leader(region, store).await)?, transfer_line)
+            show(ctx, &client, finish(&file.name, client.transfer_leader(region, store).await)?, transfer_line)
         }
     }
 }
@@ -90,7 +92,7 @@ fn finish<T>(component: &str, r: Result<CallOutcome<T>, FailedCall>) -> anyhow::
 }
 
 /// Prints an adapter result: the value, or the adapter's error (exit 1).
-fn show<T: Serialize>(ctx: &Context, r: SubjectResult<T>, table: fn(&T)) -> anyhow::Result<()> {
+fn show<T: Serialize>(ctx: &Context, client: &SubjectClient, r: SubjectResult<T>, table: fn(&T)) -> anyhow::Result<()> {
     match (r, ctx.output) {
         (Ok(v), Output::Json) => render::json(&v),
         (Ok(v), Output::Table) => {
@@ -103,6 +105,14 @@ fn show<T: Serialize>(ctx: &Context, r: SubjectResult<T>, table: fn(&T)) -> anyh
         }
         (Err(e), Output::Table) => {
             eprintln!("error: {e}");
+            if let SubjectError::Unreachable(_) = e {
+                let endpoints: Vec<String> =
+                    client.policy().http.endpoints().map(|g| format!("{}={}", g.name, g.url)).collect();
+                eprintln!(
+                    "  hint: endpoints in use: {}; point one elsewhere with --endpoint NAME=URL",
+                    endpoints.join(", ")
+                );
+            }
             Err(Reported.into())
         }
     }

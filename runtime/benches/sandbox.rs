@@ -1,0 +1,138 @@
+//! Sandbox benchmarks: compile vs cached load, a fresh instance, a call, and how fast a
+//! runaway guest is stopped. Prints medians (and ranges) over repeated runs.
+//!
+//!     cargo bench -p operator-runtime --bench sandbox
+//!
+//! These machines are shared and noisy: read the medians, and compare figures taken in the
+//! same run.
+
+#[allow(dead_code)]
+#[path = "../../tests/e2e/harness.rs"]
+mod harness;
+
+use std::time::{Duration, Instant};
+
+use operator_runtime::dynamic;
+use operator_runtime::limits::Limits;
+use operator_runtime::{Budget, CallError, Policy, Runtime, RuntimeOptions};
+
+fn median(mut v: Vec<Duration>) -> (Duration, Duration, Duration) {
+    v.sort();
+    (v[v.len() / 2], v[0], v[v.len() - 1])
+}
+
+fn row(what: &str, samples: Vec<Duration>) {
+    let n = samples.len();
+    let (m, lo, hi) = median(samples);
+    println!("{what:<48} {:>12.2?} {:>12.2?} {:>12.2?} {n:>5}", m, lo, hi);
+}
+
+fn main() {
+    let bytes = std::fs::read(harness::hostile()).expect("hostile.wasm");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio");
+    let cache = tempfile::tempdir().expect("tempdir");
+    println!("{:<48} {:>12} {:>12} {:>12} {:>5}", "measurement", "median", "min", "max", "runs");
+
+    let uncached = Runtime::new(RuntimeOptions { cache_dir: None, ..Default::default() }).expect("runtime");
+    row(
+        "compile a 131 KiB component from bytes",
+        (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                uncached.load("hostile", &bytes).expect("load");
+                t.elapsed()
+            })
+            .collect(),
+    );
+
+    let runtime =
+        Runtime::new(RuntimeOptions { cache_dir: Some(cache.path().into()), ..Default::default() }).expect("runtime");
+    runtime.load("hostile", &bytes).expect("warm the cache");
+    row(
+        "load it from the compile cache (verify + deserialize + link)",
+        (0..30)
+            .map(|_| {
+                let t = Instant::now();
+                runtime.load("hostile", &bytes).expect("load");
+                t.elapsed()
+            })
+            .collect(),
+    );
+    println!("(pooling allocator: {})", if runtime.pooling() { "yes" } else { "no, on-demand" });
+
+    let component = runtime.load("hostile", &bytes).expect("load");
+    let funcs = dynamic::exported_functions(&runtime, &component);
+    let add = dynamic::find_function(&funcs, "add").expect("add").clone();
+    let policy = Policy::default();
+
+    // A fresh store + instance, no call.
+    let instantiate: Vec<Duration> = (0..200)
+        .map(|_| {
+            rt.block_on(async {
+                let t = Instant::now();
+                runtime
+                    .run(&component, &policy, |store, pre| {
+                        Box::pin(async move {
+                            pre.instantiate_async(store).await?;
+                            Ok(())
+                        })
+                    })
+                    .await
+                    .expect("instantiate");
+                t.elapsed()
+            })
+        })
+        .collect();
+    row("fresh store + instance per call (InstancePre)", instantiate);
+
+    // Calls on one instance: (time for 10,000 calls) / 10,000.
+    let per_call: Vec<Duration> = (0..10)
+        .map(|_| {
+            let add = add.clone();
+            rt.block_on(async {
+                let outcome = runtime
+                    .run(&component, &policy, move |store, pre| {
+                        Box::pin(async move {
+                            let instance = pre.instantiate_async(&mut *store).await?;
+                            let f = instance.get_func(&mut *store, add.name.as_str()).expect("add");
+                            let args = [wasmtime::component::Val::U32(1), wasmtime::component::Val::U32(2)];
+                            let mut out = [wasmtime::component::Val::Bool(false)];
+                            let t = Instant::now();
+                            for _ in 0..10_000 {
+                                f.call_async(&mut *store, &args, &mut out).await?;
+                            }
+                            Ok(t.elapsed() / 10_000)
+                        })
+                    })
+                    .await
+                    .expect("calls");
+                outcome.value
+            })
+        })
+        .collect();
+    row("a contract call with no I/O (add(u32, u32))", per_call);
+
+    // Runaway loop under a 1 s deadline: guest time when stopped, and the overshoot.
+    let limits = Limits { deadline: Duration::from_secs(1), ..Limits::default() };
+    let runaway = Policy { limits, ..Policy::default() };
+    let spin = dynamic::find_function(&funcs, "spin").expect("spin").clone();
+    let mut used = Vec::new();
+    let mut wall = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let err = rt.block_on(dynamic::call(&runtime, &component, &runaway, &spin, vec![])).expect_err("stopped");
+        wall.push(t.elapsed());
+        match err.error {
+            CallError::DeadlineExceeded { budget: Budget::Guest, used: u, .. } => used.push(u),
+            other => panic!("unexpected {other}"),
+        }
+    }
+    row("runaway loop, 1 s deadline: guest time at stop", used.clone());
+    row("runaway loop, 1 s deadline: wall time of the call", wall);
+    let worst = used.iter().max().copied().unwrap_or_default();
+    println!(
+        "stop latency: worst {:.1?} past the deadline (epoch tick {:?}); target: deadline + one tick",
+        worst.saturating_sub(Duration::from_secs(1)),
+        operator_runtime::engine::EPOCH_TICK
+    );
+}
