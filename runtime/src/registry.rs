@@ -68,9 +68,7 @@ impl Components {
 
     /// The default user directories.
     pub fn default_dirs() -> Vec<PathBuf> {
-        let mut dirs: Vec<PathBuf> = std::env::var_os("OPERATOR_COMPONENTS_DIR")
-            .map(|v| std::env::split_paths(&v).filter(|p| !p.as_os_str().is_empty()).collect())
-            .unwrap_or_default();
+        let mut dirs = env_dirs("OPERATOR_COMPONENTS_DIR");
         if let Some(data) = xdg_dir("XDG_DATA_HOME", ".local/share") {
             dirs.push(data.join("operator").join("components"));
         }
@@ -145,6 +143,13 @@ fn file_stem(path: &Path) -> String {
     path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "component".into())
 }
 
+/// The directories in a colon-separated path variable.
+fn env_dirs(var: &str) -> Vec<PathBuf> {
+    std::env::var_os(var)
+        .map(|v| std::env::split_paths(&v).filter(|p| !p.as_os_str().is_empty()).collect())
+        .unwrap_or_default()
+}
+
 fn xdg_dir(var: &str, fallback: &str) -> Option<PathBuf> {
     match std::env::var_os(var).filter(|v| !v.is_empty()) {
         Some(v) => Some(PathBuf::from(v)),
@@ -185,9 +190,7 @@ impl Subjects {
 
     /// `$OPERATOR_SUBJECTS_DIR`, the source tree's `subjects/`, `$XDG_CONFIG_HOME/operator/subjects`.
     pub fn default_dirs() -> Vec<PathBuf> {
-        let mut dirs: Vec<PathBuf> = std::env::var_os("OPERATOR_SUBJECTS_DIR")
-            .map(|v| std::env::split_paths(&v).filter(|p| !p.as_os_str().is_empty()).collect())
-            .unwrap_or_default();
+        let mut dirs = env_dirs("OPERATOR_SUBJECTS_DIR");
         let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("subjects");
         if let Ok(dir) = built_from.canonicalize() {
             dirs.push(dir);
