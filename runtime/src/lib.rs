@@ -11,6 +11,7 @@
 
 mod bindings;
 pub mod cache;
+pub mod deploy;
 pub mod dynamic;
 pub mod engine;
 pub mod error;

@@ -43,6 +43,35 @@ pub struct Manifest {
     /// Granted HTTP endpoints by name.
     pub endpoints: BTreeMap<String, EndpointGrant>,
     pub limits: LimitOverrides,
+    pub deployment: Option<DeploymentSection>,
+}
+
+/// `[deployment]`: how the subject's local cluster is deployed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeploymentSection {
+    /// Compose file, relative to the subject folder (default: compose's file names).
+    pub compose_file: Option<String>,
+    /// The deployment driver component (default `compose`).
+    pub driver: Option<String>,
+    /// Named URLs shown after `up` (Grafana, Prometheus, PD...).
+    pub urls: BTreeMap<String, String>,
+    /// What the driver may do beyond its project's own resources.
+    pub docker: DockerSection,
+}
+
+/// `[deployment.docker]`: Docker grants beyond the project's own resources.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct DockerSection {
+    pub privileged: bool,
+    pub host_network: bool,
+    pub host_pid: bool,
+    pub host_ipc: bool,
+    pub docker_socket: bool,
+    pub cap_add: Vec<String>,
+    pub devices: Vec<String>,
+    /// Host directories (absolute, or relative to the subject folder) bind mounts may use.
+    pub host_paths: Vec<String>,
 }
 
 /// `[subject]`: which component serves this subject.
@@ -107,6 +136,18 @@ struct RawManifest {
     #[serde(default)]
     endpoints: BTreeMap<String, Spanned<RawEndpoint>>,
     limits: Option<RawLimits>,
+    deployment: Option<RawDeployment>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawDeployment {
+    compose_file: Option<String>,
+    driver: Option<String>,
+    #[serde(default)]
+    urls: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    docker: DockerSection,
 }
 
 #[derive(Deserialize)]
@@ -213,9 +254,20 @@ impl Manifest {
             }
         }
 
+        let deployment = match raw.deployment {
+            None => None,
+            Some(d) => {
+                let mut urls = BTreeMap::new();
+                for (name, url) in d.urls {
+                    parse_endpoint_url(url.get_ref()).map_err(|m| invalid(Some(url.span()), m))?;
+                    urls.insert(name, url.into_inner());
+                }
+                Some(DeploymentSection { compose_file: d.compose_file, driver: d.driver, urls, docker: d.docker })
+            }
+        };
         let subject =
             raw.subject.map(|s| SubjectSection { name: s.name, component: s.component, description: s.description });
-        Ok(Manifest { path: path.to_path_buf(), subject, endpoints, limits })
+        Ok(Manifest { path: path.to_path_buf(), subject, endpoints, limits, deployment })
     }
 }
 
@@ -352,6 +404,19 @@ memory = "64MiB"
 
         let e = error_of("[limits]\nmemroy = \"1MiB\"\n");
         assert!(e.contains("unknown field `memroy`"), "{e}");
+    }
+
+    #[test]
+    fn a_deployment_section_parses_with_docker_grants() {
+        let text = "[deployment]\ncompose-file = \"c.yaml\"\nurls = { grafana = \"http://127.0.0.1:3000\" }\n[deployment.docker]\ncap-add = [\"NET_ADMIN\"]\nhost-paths = [\"/srv\"]\n";
+        let m = Manifest::parse(Path::new("m.toml"), text).expect("valid");
+        let d = m.deployment.expect("deployment");
+        assert_eq!(d.compose_file.as_deref(), Some("c.yaml"));
+        assert_eq!(d.urls["grafana"], "http://127.0.0.1:3000");
+        assert_eq!(d.docker.cap_add, vec!["NET_ADMIN".to_string()]);
+        assert!(!d.docker.privileged);
+        let e = error_of("[deployment.docker]\nprivilegd = true\n");
+        assert!(e.contains("unknown field `privilegd`"), "{e}");
     }
 
     #[test]

@@ -172,8 +172,8 @@ pub enum SubjectError {
     NotFound { name: String, searched: String, available: String },
     #[error(transparent)]
     Manifest(#[from] ManifestError),
-    #[error("{path}: a subject manifest needs a [subject] section naming its component")]
-    NoComponent { path: PathBuf },
+    #[error("{path}: subject `{name}` has no adapter: add a [subject] section naming its component")]
+    NoComponent { name: String, path: PathBuf },
 }
 
 /// Finds subjects by name.
@@ -207,9 +207,6 @@ impl Subjects {
             let manifest_path = dir.join(name).join(MANIFEST_FILE);
             if manifest_path.is_file() {
                 let manifest = Manifest::load(&manifest_path)?;
-                if manifest.subject.is_none() {
-                    return Err(SubjectError::NoComponent { path: manifest_path });
-                }
                 return Ok(Subject { name: name.into(), dir: dir.join(name), manifest });
             }
         }

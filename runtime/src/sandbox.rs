@@ -23,16 +23,21 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::engine::{EPOCH_TICK, LoadedComponent, Runtime};
 use crate::error::{Budget, CallError, HostAbort};
+use crate::host::docker::ScopedDocker;
 use crate::host::http::{HttpGrants, HttpTransport};
+use crate::host::progress::ProgressHandle;
 use crate::host::log::ComponentLog;
 use crate::host::stdio::{CappedOutput, Captured};
 use crate::limits::Limits;
 
-/// What one call may do: its grants and its limits.
+/// What one call may do: its grants and its limits, and where its progress goes.
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
     pub http: HttpGrants,
+    /// Docker scoped to one project; `None` denies every Docker operation.
+    pub docker: Option<Arc<ScopedDocker>>,
     pub limits: Limits,
+    pub progress: ProgressHandle,
 }
 
 /// The store data of one call: WASI (denying everything), the capabilities and the budgets.
@@ -47,6 +52,8 @@ pub struct HostState {
     pub(crate) clock: Arc<CallClock>,
     pub(crate) log: ComponentLog,
     pub(crate) denials: Vec<Denial>,
+    pub(crate) docker: Option<Arc<ScopedDocker>>,
+    pub(crate) progress: ProgressHandle,
 }
 
 impl WasiView for HostState {
@@ -139,6 +146,8 @@ impl Runtime {
             clock: clock.clone(),
             log: ComponentLog::new(&component.name),
             denials: Vec::new(),
+            docker: policy.docker.clone(),
+            progress: policy.progress.clone(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);

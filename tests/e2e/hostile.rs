@@ -171,7 +171,7 @@ async fn the_host_survives_every_hostile_call_and_then_serves_a_normal_one() {
         response_size: 1 << 20,
         ..Limits::default()
     };
-    let policy = Policy { http, limits };
+    let policy = Policy { http, limits, ..Policy::default() };
 
     let attempt = |name: &'static str, args: &'static [&'static str]| {
         let func = dynamic::find_function(&funcs, name).expect("export").clone();

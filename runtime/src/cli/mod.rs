@@ -5,6 +5,7 @@
 
 mod call;
 mod components;
+mod deploy;
 mod inspect;
 mod render;
 mod sandbox_args;
@@ -71,6 +72,8 @@ enum Command {
     Call(call::Args),
     /// List the named components available, with their worlds.
     Components(components::Args),
+    /// Bring a subject's local cluster up or down, and watch it.
+    Deploy(deploy::Args),
     /// Run a simulated cluster for development without a real one.
     Simulate(simulate::Args),
 }
@@ -142,6 +145,7 @@ pub fn main() -> ExitCode {
             Command::Call(args) => call::run(&ctx, args).await,
             Command::Components(args) => components::run(&ctx, args),
             Command::Simulate(args) => simulate::run(args).await,
+            Command::Deploy(args) => deploy::run(&ctx, args).await,
         }
     });
     // Do not wait for a guest still blocked in a host call to notice it was cancelled.

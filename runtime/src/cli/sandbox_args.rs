@@ -69,7 +69,7 @@ impl SandboxArgs {
             output: self.output_limit,
             stdio: None,
         });
-        Policy { http, limits }
+        Policy { http, limits, ..Default::default() }
     }
 }
 

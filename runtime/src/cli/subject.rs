@@ -48,7 +48,14 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let subject: Subject = ctx.subjects.find(&args.subject)?;
     let manifest = args.sandbox.manifest(Some(subject.manifest.clone()))?;
     let policy = args.sandbox.policy(manifest.as_ref());
-    let component_name = subject.manifest.subject.as_ref().map(|s| s.component.clone()).unwrap_or_default();
+    let Some(section) = &subject.manifest.subject else {
+        return Err(operator_runtime::registry::SubjectError::NoComponent {
+            name: subject.name.clone(),
+            path: subject.manifest.path.clone(),
+        }
+        .into());
+    };
+    let component_name = section.component.clone();
     let file = ctx.components.resolve(&component_name)?;
     let runtime = ctx.runtime()?;
     let component = sandbox_args::load(&runtime, &file)?;

@@ -1,0 +1,349 @@
+//! `operator deploy local up|down|status|logs|restart [SUBJECT]`: a subject's local cluster,
+//! run by a sandboxed deployment driver on the project-scoped Docker capability.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use operator_runtime::deploy::{self, ComposeProject, DeployError, Deployer, ServiceStatus};
+use operator_runtime::host::docker::bollard_engine::BollardEngine;
+use operator_runtime::host::docker::engine::DockerEngine;
+use operator_runtime::host::progress::{Phase, ProgressHandle, ProgressSink};
+use operator_runtime::limits::HumanDuration;
+use operator_runtime::manifest::Manifest;
+use operator_runtime::sandbox::{CallOutcome, FailedCall};
+
+use super::render::{self, Table};
+use super::sandbox_args;
+use super::{Context, Output, Reported, UsageError};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    target: Target,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Target {
+    /// A local cluster on this machine's Docker engine.
+    Local(Local),
+}
+
+#[derive(Debug, clap::Args)]
+struct Local {
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(Debug, clap::Args)]
+struct Common {
+    /// The subject (`subjects/<SUBJECT>/`); without one, the compose project in the current folder.
+    subject: Option<String>,
+    /// Project name (default: COMPOSE_PROJECT_NAME, the file's `name:`, or the folder's name).
+    #[arg(short = 'p', long)]
+    project_name: Option<String>,
+    /// Time allowed waiting on Docker (pulls, health) per command.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    host_time: Option<Duration>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Action {
+    /// Create and start the cluster; with --wait, until every service is running or healthy.
+    Up {
+        #[command(flatten)]
+        common: Common,
+        /// Wait until services are running or healthy.
+        #[arg(long)]
+        wait: bool,
+        /// Give up waiting after this long (implies --wait).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        wait_timeout: Option<Duration>,
+    },
+    /// Stop and remove the cluster's containers and networks (volumes with --volumes).
+    Down {
+        #[command(flatten)]
+        common: Common,
+        /// Also remove the project's named volumes.
+        #[arg(long)]
+        volumes: bool,
+    },
+    /// Each service's container, state, health and ports.
+    Status {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// The services' output, prefixed by container.
+    Logs {
+        #[command(flatten)]
+        common: Common,
+        /// Only this service (repeatable).
+        #[arg(long = "service", value_name = "SERVICE")]
+        services: Vec<String>,
+        /// Keep streaming new output.
+        #[arg(short, long)]
+        follow: bool,
+        /// Lines of history per container.
+        #[arg(long, value_name = "N")]
+        tail: Option<u32>,
+    },
+    /// Restart all services, or the named ones (in dependency order).
+    Restart {
+        #[command(flatten)]
+        common: Common,
+        /// Only this service (repeatable).
+        #[arg(long = "service", value_name = "SERVICE")]
+        services: Vec<String>,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    s.parse::<HumanDuration>().map(|d| d.0).map_err(|e| e.to_string())
+}
+
+/// Where the project is and what its manifest says.
+struct Resolved {
+    project: ComposeProject,
+    manifest: Option<Manifest>,
+}
+
+fn resolve(ctx: &Context, common: &Common) -> anyhow::Result<Resolved> {
+    let (dir, manifest) = match &common.subject {
+        Some(name) => {
+            let subject = ctx.subjects.find(name)?;
+            (subject.dir.clone(), Some(subject.manifest))
+        }
+        None => (PathBuf::from("."), None),
+    };
+    let file = manifest.as_ref().and_then(|m| m.deployment.as_ref()).and_then(|d| d.compose_file.clone());
+    let project = ComposeProject::resolve(&dir, file.as_deref(), common.project_name.as_deref()).map_err(|e| match e {
+        deploy::ProjectError::BadName(_) => anyhow::Error::new(UsageError(e.to_string())),
+        deploy::ProjectError::NoComposeFile { .. } if common.subject.is_none() => anyhow::Error::new(UsageError(format!(
+            "{e}; name a subject (available: {})",
+            ctx.subjects.names().join(", ")
+        ))),
+        other => other.into(),
+    })?;
+    Ok(Resolved { project, manifest })
+}
+
+pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+    let Target::Local(local) = args.target;
+    let common = match &local.action {
+        Action::Up { common, .. }
+        | Action::Down { common, .. }
+        | Action::Status { common }
+        | Action::Logs { common, .. }
+        | Action::Restart { common, .. } => common,
+    };
+    let resolved = resolve(ctx, common)?;
+
+    // Reach Docker before anything else: a clear error, and nothing half done.
+    let engine: Arc<dyn DockerEngine> = Arc::new(BollardEngine::connect()?);
+    engine.ping().await?;
+
+    let driver_name = resolved
+        .manifest
+        .as_ref()
+        .and_then(|m| m.deployment.as_ref())
+        .and_then(|d| d.driver.clone())
+        .unwrap_or_else(|| "compose".into());
+    let file = ctx.components.resolve(&driver_name)?;
+    let runtime = ctx.runtime()?;
+    let component = sandbox_args::load(&runtime, &file)?;
+    let mut limits = deploy::default_limits();
+    if let Some(t) = common.host_time {
+        limits.host_time = t;
+    }
+    let ui = Arc::new(Lines::new(ctx.output));
+    let grants = deploy::grants(resolved.manifest.as_ref(), &resolved.project.dir);
+    let deployer = Deployer::new(
+        &runtime,
+        &component,
+        resolved.project.clone(),
+        engine,
+        grants,
+        limits,
+        ProgressHandle(ui.clone()),
+    )?;
+    let project = resolved.project.name.clone();
+
+    match local.action {
+        Action::Up { wait, wait_timeout, .. } => {
+            let call = deployer.up(wait || wait_timeout.is_some(), wait_timeout);
+            let result = tokio::select! {
+                r = call => r,
+                _ = tokio::signal::ctrl_c() => {
+                    ui.clear();
+                    eprintln!("interrupted: run `operator deploy local down {}` to remove what was created", common_name(&resolved));
+                    return Err(Reported.into());
+                }
+            };
+            let statuses = finish(&file.name, &ui, result)?;
+            match ctx.output {
+                Output::Json => render::json(&serde_json::json!({
+                    "project": project,
+                    "services": statuses,
+                    "urls": urls(&resolved),
+                }))?,
+                Output::Table => {
+                    println!();
+                    status_table(&statuses);
+                    let urls = urls(&resolved);
+                    if !urls.is_empty() {
+                        println!();
+                        for (name, url) in urls {
+                            println!("{name:<12} {url}");
+                        }
+                    }
+                }
+            }
+        }
+        Action::Down { volumes, .. } => {
+            finish(&file.name, &ui, deployer.down(volumes).await)?;
+            if ctx.output == Output::Json {
+                render::json(&serde_json::json!({ "project": project, "removed": true }))?;
+            }
+        }
+        Action::Status { .. } => {
+            let statuses = finish(&file.name, &ui, deployer.status().await)?;
+            match ctx.output {
+                Output::Json => render::json(&statuses)?,
+                Output::Table if statuses.is_empty() => println!("project {project} has no containers"),
+                Output::Table => status_table(&statuses),
+            }
+        }
+        Action::Restart { services, .. } => {
+            finish(&file.name, &ui, deployer.restart(services).await)?;
+        }
+        Action::Logs { services, follow, tail, .. } => {
+            let mut stream = finish(&file.name, &ui, deployer.logs(services, tail, follow).await)?;
+            print_logs(&mut stream, &project, ctx.output).await;
+        }
+    }
+    Ok(())
+}
+
+fn common_name(r: &Resolved) -> String {
+    r.manifest
+        .as_ref()
+        .and_then(|m| m.path.parent())
+        .and_then(|d| d.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The URLs the manifest names, else its endpoints' URLs.
+fn urls(r: &Resolved) -> BTreeMap<String, String> {
+    let Some(m) = &r.manifest else { return BTreeMap::new() };
+    match &m.deployment {
+        Some(d) if !d.urls.is_empty() => d.urls.clone(),
+        _ => m.endpoints.values().map(|e| (e.name.clone(), e.url.to_string())).collect(),
+    }
+}
+
+/// Unwraps a call: reports its side effects, turns the driver's error into exit code 1.
+fn finish<T>(component: &str, _ui: &Lines, r: Result<CallOutcome<Result<T, DeployError>>, FailedCall>) -> anyhow::Result<T> {
+    match r {
+        Ok(o) => {
+            sandbox_args::report(component, &o.report);
+            o.value.map_err(|e| {
+                eprintln!("error: {e}");
+                Reported.into()
+            })
+        }
+        Err(f) => {
+            sandbox_args::report(component, &f.report);
+            Err(f.into())
+        }
+    }
+}
+
+fn status_table(statuses: &[ServiceStatus]) {
+    let mut t = Table::new(&["SERVICE", "CONTAINER", "STATE", "HEALTH", "PORTS"]);
+    for s in statuses {
+        t.row(vec![
+            s.service.clone(),
+            s.container.clone(),
+            s.state.clone(),
+            s.health.clone().unwrap_or_else(|| "-".into()),
+            s.ports.join(", "),
+        ]);
+    }
+    t.print();
+}
+
+async fn print_logs(stream: &mut operator_runtime::host::docker::LogStream, project: &str, output: Output) {
+    const COLORS: [&str; 5] = ["36", "33", "32", "35", "34"];
+    let color = std::io::stdout().is_terminal() && output == Output::Table;
+    let mut seen: Vec<String> = Vec::new();
+    while let Some(batch) = deploy::next_log_lines(stream, Duration::from_secs(1)).await {
+        for l in batch {
+            if output == Output::Json {
+                let v = serde_json::json!({"service": l.service, "container": l.container, "stream": if l.stderr { "stderr" } else { "stdout" }, "line": l.line});
+                println!("{v}");
+                continue;
+            }
+            if !seen.contains(&l.container) {
+                seen.push(l.container.clone());
+            }
+            let index = seen.iter().position(|c| c == &l.container).unwrap_or(0);
+            let prefix = l.container.strip_prefix(&format!("{project}-")).unwrap_or(&l.container).to_string();
+            if color {
+                println!("\x1b[{}m{prefix:<16} |\x1b[0m {}", COLORS[index % COLORS.len()], l.line);
+            } else {
+                println!("{prefix:<16} | {}", l.line);
+            }
+        }
+    }
+}
+
+/// One live line per task on a terminal; plain lines otherwise.
+struct Lines {
+    multi: MultiProgress,
+    bars: Mutex<BTreeMap<String, ProgressBar>>,
+    live: bool,
+}
+
+impl Lines {
+    fn new(output: Output) -> Self {
+        let live = std::io::stderr().is_terminal() && output == Output::Table;
+        let multi = MultiProgress::new();
+        if !live {
+            multi.set_draw_target(ProgressDrawTarget::hidden());
+        }
+        Lines { multi, bars: Mutex::new(BTreeMap::new()), live }
+    }
+
+    fn clear(&self) {
+        let _ = self.multi.clear();
+    }
+}
+
+impl ProgressSink for Lines {
+    fn report(&self, task: &str, phase: Phase, detail: &str) {
+        if !self.live {
+            if phase.is_final() || matches!(phase, Phase::Pulling | Phase::Creating | Phase::Stopping | Phase::Removing | Phase::Waiting) {
+                eprintln!("{task:<40} {} {detail}", phase.name());
+            }
+            return;
+        }
+        let mut bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
+        let bar = bars.entry(task.to_string()).or_insert_with(|| {
+            let b = self.multi.add(ProgressBar::new_spinner());
+            b.set_style(ProgressStyle::with_template("{spinner} {prefix:40} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+            b.set_prefix(task.to_string());
+            b.enable_steady_tick(Duration::from_millis(120));
+            b
+        });
+        let text = if detail.is_empty() { phase.name().to_string() } else { format!("{} {detail}", phase.name()) };
+        match phase {
+            Phase::Done => bar.finish_with_message(format!("\x1b[32m✔\x1b[0m {text}")),
+            Phase::Failed => bar.finish_with_message(format!("\x1b[31m✘\x1b[0m {text}")),
+            _ => bar.set_message(text),
+        }
+    }
+}

@@ -1,0 +1,371 @@
+//! The `docker` capability: Docker operations for a deployment driver, scoped to its project.
+//!
+//! - [`engine`]: the engine operations as a plain trait; [`bollard_engine`]: the real one.
+//! - [`scope`]: the policy (names, labels, grants, visibility).
+//! - this module: the glue to the WIT interface and the stream resources.
+//!
+//! A component that was not started for a project (no [`ScopedDocker`] in its policy) gets
+//! `denied` for every operation.
+
+pub mod bollard_engine;
+pub mod engine;
+pub mod scope;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use wasmtime::component::Resource;
+
+use crate::bindings::docker as wit;
+use crate::bindings::sandbox::Denial;
+use crate::error::HostAbort;
+use crate::sandbox::{Denial as RecordedDenial, HostState, HostWait};
+pub use scope::{DockerError, DockerGrants, ScopedDocker};
+use scope::{ContainerRequest, LogLine, MountRequest, PortRequest, ProjectContainer, ProjectEvent};
+
+/// Host side of a `log-stream`: merged lines of several containers.
+pub struct LogStream {
+    rx: mpsc::Receiver<LogLine>,
+}
+
+impl LogStream {
+    /// Waits up to `timeout` for lines; `None` once every source has ended.
+    pub async fn next_batch(&mut self, timeout: Duration) -> Option<Vec<LogLine>> {
+        let first = match tokio::time::timeout(timeout, self.rx.recv()).await {
+            Ok(Some(line)) => line,
+            Ok(None) => return None,
+            Err(_) => return Some(Vec::new()),
+        };
+        let mut batch = vec![first];
+        while batch.len() < 512 {
+            match self.rx.try_recv() {
+                Ok(line) => batch.push(line),
+                Err(_) => break,
+            }
+        }
+        Some(batch)
+    }
+}
+
+/// Host side of an `event-stream`.
+pub struct EventStream {
+    rx: mpsc::Receiver<Result<ProjectEvent, DockerError>>,
+}
+
+/// Longest wait a guest may ask of a stream in one call.
+const MAX_STREAM_WAIT: Duration = Duration::from_secs(60);
+
+fn to_wit_error(e: DockerError) -> wit::DockerError {
+    match e {
+        DockerError::Denied { reason, hint } => wit::DockerError::Denied(Denial { reason, hint }),
+        DockerError::NotFound(m) => wit::DockerError::NotFound(m),
+        DockerError::Conflict(m) => wit::DockerError::Conflict(m),
+        DockerError::ImageUnavailable(m) => wit::DockerError::ImageUnavailable(m),
+        DockerError::Unavailable(m) => wit::DockerError::Unavailable(m),
+        DockerError::Failed(m) => wit::DockerError::Failed(m),
+    }
+}
+
+fn info(c: ProjectContainer) -> wit::ContainerInfo {
+    wit::ContainerInfo {
+        id: c.view.id,
+        name: c.view.name,
+        service: c.service,
+        number: c.number,
+        image: c.view.image,
+        state: c.view.state,
+        health: c.view.health,
+        exit_code: c.view.exit_code,
+        status: c.view.status,
+        ports: c
+            .view
+            .ports
+            .into_iter()
+            .map(|p| wit::PortBinding {
+                container_port: p.container_port,
+                protocol: p.protocol,
+                host_ip: p.host_ip,
+                host_port: p.host_port,
+            })
+            .collect(),
+        config_hash: c.config_hash,
+        depends_on: c.depends_on,
+    }
+}
+
+fn request(s: wit::ContainerSpec) -> ContainerRequest {
+    let ms = |v: u64| i64::try_from(v.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
+    ContainerRequest {
+        service: s.service,
+        number: s.number,
+        container_name: s.container_name,
+        image: s.image,
+        command: s.command,
+        entrypoint: s.entrypoint,
+        environment: s.environment,
+        labels: s.labels,
+        ports: s
+            .ports
+            .into_iter()
+            .map(|p| PortRequest { container_port: p.container_port, protocol: p.protocol, host_ip: p.host_ip, host_port: p.host_port })
+            .collect(),
+        mounts: s
+            .mounts
+            .into_iter()
+            .map(|m| match m.kind {
+                wit::MountKind::Bind => MountRequest::Bind { source: m.source, target: m.target, read_only: m.read_only },
+                wit::MountKind::Volume => MountRequest::Volume { key: m.source, target: m.target, read_only: m.read_only },
+                wit::MountKind::Tmpfs => MountRequest::Tmpfs { target: m.target },
+            })
+            .collect(),
+        networks: s.networks.into_iter().map(|n| (n.network, n.aliases)).collect(),
+        healthcheck: s.healthcheck.map(|h| engine::HealthSpec {
+            test: h.test,
+            interval_ns: ms(h.interval_ms),
+            timeout_ns: ms(h.timeout_ms),
+            retries: i64::from(h.retries),
+            start_period_ns: ms(h.start_period_ms),
+            start_interval_ns: ms(h.start_interval_ms),
+        }),
+        restart: match s.restart {
+            wit::RestartPolicy::No => "no",
+            wit::RestartPolicy::Always => "always",
+            wit::RestartPolicy::OnFailure => "on-failure",
+            wit::RestartPolicy::UnlessStopped => "unless-stopped",
+        }
+        .into(),
+        hostname: s.hostname,
+        user: s.user,
+        working_dir: s.working_dir,
+        config_hash: s.config_hash,
+        depends_on: s.depends_on,
+        stop_grace_period_s: s.stop_grace_period_ms.map(|ms| i64::try_from(ms.div_ceil(1000)).unwrap_or(i64::MAX)),
+        stop_signal: s.stop_signal,
+        ulimits: s.ulimits.into_iter().map(|u| (u.name, u.soft, u.hard)).collect(),
+        extra_hosts: s.extra_hosts,
+        privileged: s.privileged,
+        cap_add: s.cap_add,
+        devices: s.devices,
+        network_mode: s.network_mode,
+        pid_mode: s.pid_mode,
+        ipc_mode: s.ipc_mode,
+    }
+}
+
+impl HostState {
+    /// Runs a scoped Docker operation under the host-time budget, recording denials.
+    async fn docker<T, F, Fut>(&mut self, operation: &str, op: F) -> wasmtime::Result<Result<T, wit::DockerError>>
+    where
+        F: FnOnce(Arc<ScopedDocker>) -> Fut,
+        Fut: Future<Output = Result<T, DockerError>>,
+    {
+        let Some(docker) = self.docker.clone() else {
+            let reason = format!("docker {operation} is not granted: this component was not started as a deployment driver");
+            let hint = "Docker is granted only to deployment drivers run by `operator deploy`".to_string();
+            self.denials.push(RecordedDenial { capability: "docker".into(), reason: reason.clone(), hint: hint.clone() });
+            return Ok(Err(wit::DockerError::Denied(Denial { reason, hint })));
+        };
+        let clock = self.clock.clone();
+        match clock.host_call(None, op(docker)).await {
+            Ok(Ok(v)) => Ok(Ok(v)),
+            Ok(Err(e)) => {
+                if let DockerError::Denied { reason, hint } = &e {
+                    self.denials.push(RecordedDenial { capability: "docker".into(), reason: reason.clone(), hint: hint.clone() });
+                }
+                Ok(Err(to_wit_error(e)))
+            }
+            Err(HostWait::Timeout(_)) | Err(HostWait::BudgetExhausted) => Err(HostAbort::HostBudget.into()),
+        }
+    }
+}
+
+impl wit::Host for HostState {
+    async fn project_name(&mut self) -> wasmtime::Result<String> {
+        Ok(self.docker.as_ref().map(|d| d.project().to_string()).unwrap_or_default())
+    }
+    async fn create_network(&mut self, key: String) -> wasmtime::Result<Result<wit::NetworkInfo, wit::DockerError>> {
+        self.docker("create-network", |d| async move {
+            let n = d.create_network(&key).await?;
+            Ok(wit::NetworkInfo { key, name: n.name, id: n.id })
+        })
+        .await
+    }
+    async fn remove_network(&mut self, key: String) -> wasmtime::Result<Result<(), wit::DockerError>> {
+        self.docker("remove-network", |d| async move { d.remove_network(&key).await }).await
+    }
+    async fn list_networks(&mut self) -> wasmtime::Result<Result<Vec<wit::NetworkInfo>, wit::DockerError>> {
+        self.docker("list-networks", |d| async move {
+            let list = d.list_networks().await?;
+            Ok(list
+                .into_iter()
+                .map(|n| wit::NetworkInfo {
+                    key: n.labels.get(scope::labels::NETWORK).cloned().unwrap_or_default(),
+                    name: n.name,
+                    id: n.id,
+                })
+                .collect())
+        })
+        .await
+    }
+    async fn create_volume(&mut self, key: String) -> wasmtime::Result<Result<wit::VolumeInfo, wit::DockerError>> {
+        self.docker("create-volume", |d| async move {
+            let v = d.create_volume(&key).await?;
+            Ok(wit::VolumeInfo { key, name: v.name })
+        })
+        .await
+    }
+    async fn remove_volume(&mut self, key: String) -> wasmtime::Result<Result<(), wit::DockerError>> {
+        self.docker("remove-volume", |d| async move { d.remove_volume(&key).await }).await
+    }
+    async fn list_volumes(&mut self) -> wasmtime::Result<Result<Vec<wit::VolumeInfo>, wit::DockerError>> {
+        self.docker("list-volumes", |d| async move {
+            let list = d.list_volumes().await?;
+            Ok(list
+                .into_iter()
+                .map(|v| wit::VolumeInfo { key: v.labels.get(scope::labels::VOLUME).cloned().unwrap_or_default(), name: v.name })
+                .collect())
+        })
+        .await
+    }
+    async fn image_present(&mut self, image: String) -> wasmtime::Result<Result<bool, wit::DockerError>> {
+        self.docker("image-present", |d| async move { d.image_present(&image).await }).await
+    }
+    async fn pull_image(&mut self, image: String) -> wasmtime::Result<Result<(), wit::DockerError>> {
+        self.docker("pull-image", |d| async move { d.pull_image(&image).await }).await
+    }
+    async fn create_container(
+        &mut self,
+        spec: wit::ContainerSpec,
+    ) -> wasmtime::Result<Result<wit::ContainerInfo, wit::DockerError>> {
+        let r = request(spec);
+        self.docker("create-container", |d| async move { d.create_container(&r).await.map(info) }).await
+    }
+    async fn start_container(&mut self, name: String) -> wasmtime::Result<Result<(), wit::DockerError>> {
+        self.docker("start-container", |d| async move { d.start_container(&name).await }).await
+    }
+    async fn stop_container(
+        &mut self,
+        name: String,
+        timeout_ms: Option<u64>,
+    ) -> wasmtime::Result<Result<(), wit::DockerError>> {
+        let t = timeout_ms.map(|ms| i64::try_from(ms.div_ceil(1000)).unwrap_or(i64::MAX));
+        self.docker("stop-container", |d| async move { d.stop_container(&name, t).await }).await
+    }
+    async fn restart_container(
+        &mut self,
+        name: String,
+        timeout_ms: Option<u64>,
+    ) -> wasmtime::Result<Result<(), wit::DockerError>> {
+        let t = timeout_ms.map(|ms| i64::try_from(ms.div_ceil(1000)).unwrap_or(i64::MAX));
+        self.docker("restart-container", |d| async move { d.restart_container(&name, t).await }).await
+    }
+    async fn remove_container(
+        &mut self,
+        name: String,
+        remove_volumes: bool,
+    ) -> wasmtime::Result<Result<(), wit::DockerError>> {
+        self.docker("remove-container", |d| async move { d.remove_container(&name, remove_volumes).await }).await
+    }
+    async fn inspect_container(&mut self, name: String) -> wasmtime::Result<Result<wit::ContainerInfo, wit::DockerError>> {
+        self.docker("inspect-container", |d| async move { d.inspect_container(&name).await.map(info) }).await
+    }
+    async fn list_containers(&mut self) -> wasmtime::Result<Result<Vec<wit::ContainerInfo>, wit::DockerError>> {
+        self.docker("list-containers", |d| async move { Ok(d.list_containers().await?.into_iter().map(info).collect()) })
+            .await
+    }
+    async fn container_logs(
+        &mut self,
+        names: Vec<String>,
+        tail: Option<u32>,
+        follow: bool,
+    ) -> wasmtime::Result<Result<Resource<LogStream>, wit::DockerError>> {
+        let rx = match self.docker("container-logs", |d| async move { d.container_logs(&names, tail, follow).await }).await? {
+            Ok(rx) => rx,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(Ok(self.table().push(LogStream { rx })?))
+    }
+    async fn subscribe_events(&mut self) -> wasmtime::Result<Result<Resource<EventStream>, wit::DockerError>> {
+        let rx = match self.docker("subscribe-events", |d| async move { Ok(d.subscribe_events()) }).await? {
+            Ok(rx) => rx,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(Ok(self.table().push(EventStream { rx })?))
+    }
+}
+
+impl wit::HostLogStream for HostState {
+    async fn next(
+        &mut self,
+        stream: Resource<LogStream>,
+        timeout_ms: u32,
+    ) -> wasmtime::Result<Result<Option<Vec<wit::LogLine>>, wit::DockerError>> {
+        let timeout = Duration::from_millis(timeout_ms.into()).min(MAX_STREAM_WAIT);
+        let clock = self.clock.clone();
+        let s = self.table().get_mut(&stream)?;
+        let batch = match clock.host_call(None, s.next_batch(timeout)).await {
+            Ok(b) => b,
+            Err(_) => return Err(HostAbort::HostBudget.into()),
+        };
+        Ok(Ok(batch.map(|lines| {
+            lines
+                .into_iter()
+                .map(|l| wit::LogLine {
+                    service: l.service,
+                    container: l.container,
+                    source: if l.stderr { wit::LogSource::Stderr } else { wit::LogSource::Stdout },
+                    line: l.line,
+                })
+                .collect()
+        })))
+    }
+    async fn drop(&mut self, stream: Resource<LogStream>) -> wasmtime::Result<()> {
+        self.table().delete(stream)?;
+        Ok(())
+    }
+}
+
+impl wit::HostEventStream for HostState {
+    async fn next(
+        &mut self,
+        stream: Resource<EventStream>,
+        timeout_ms: u32,
+    ) -> wasmtime::Result<Result<Vec<wit::ContainerEvent>, wit::DockerError>> {
+        let timeout = Duration::from_millis(timeout_ms.into()).min(MAX_STREAM_WAIT);
+        let clock = self.clock.clone();
+        let s = self.table().get_mut(&stream)?;
+        let wait = async {
+            let mut events = Vec::new();
+            match tokio::time::timeout(timeout, s.rx.recv()).await {
+                Ok(Some(first)) => events.push(first),
+                Ok(None) => return Err(DockerError::Unavailable("the Docker event stream ended".into())),
+                Err(_) => return Ok(Vec::new()),
+            }
+            while let Ok(e) = s.rx.try_recv() {
+                events.push(e);
+            }
+            events.into_iter().collect::<Result<Vec<_>, _>>()
+        };
+        match clock.host_call(None, wait).await {
+            Ok(Ok(events)) => Ok(Ok(events
+                .into_iter()
+                .map(|e| wit::ContainerEvent { container: e.container, service: e.service, action: e.action })
+                .collect())),
+            Ok(Err(e)) => Ok(Err(to_wit_error(e))),
+            Err(_) => Err(HostAbort::HostBudget.into()),
+        }
+    }
+    async fn drop(&mut self, stream: Resource<EventStream>) -> wasmtime::Result<()> {
+        self.table().delete(stream)?;
+        Ok(())
+    }
+}
+
+impl HostState {
+    /// Takes a log stream the guest returned, so the host can drain it after the call.
+    pub(crate) fn take_log_stream(&mut self, stream: Resource<LogStream>) -> wasmtime::Result<LogStream> {
+        Ok(self.table().delete(stream)?)
+    }
+}
