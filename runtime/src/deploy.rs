@@ -66,7 +66,8 @@ impl ComposeProject {
                 .find(|p| p.is_file())
                 .ok_or_else(|| ProjectError::NoComposeFile { dir: dir.clone() })?,
         };
-        let text = std::fs::read_to_string(&path).map_err(|source| ProjectError::Read { path: path.clone(), source })?;
+        let text =
+            std::fs::read_to_string(&path).map_err(|source| ProjectError::Read { path: path.clone(), source })?;
         let env_path = dir.join(".env");
         let env_file = match std::fs::read_to_string(&env_path) {
             Ok(t) => Some(t),
@@ -74,7 +75,10 @@ impl ComposeProject {
             Err(source) => return Err(ProjectError::Read { path: env_path, source }),
         };
 
-        let name = match name_flag.map(String::from).or_else(|| std::env::var("COMPOSE_PROJECT_NAME").ok().filter(|n| !n.is_empty())) {
+        let name = match name_flag
+            .map(String::from)
+            .or_else(|| std::env::var("COMPOSE_PROJECT_NAME").ok().filter(|n| !n.is_empty()))
+        {
             Some(explicit) => {
                 let lower = explicit.to_lowercase();
                 if !valid_project_name(&lower) {
@@ -104,11 +108,36 @@ impl ComposeProject {
         Ok(ComposeProject { name, dir, files: vec![(path, text)], env_file, environment })
     }
 
+    /// Like [`ComposeProject::resolve`], but a missing compose file is allowed: `down` and
+    /// `status` work from the containers' labels alone.
+    pub fn resolve_or_labels(dir: &Path, file: Option<&str>, name_flag: Option<&str>) -> Result<Self, ProjectError> {
+        match Self::resolve(dir, file, name_flag) {
+            Err(ProjectError::NoComposeFile { dir }) => {
+                let name = match name_flag
+                    .map(String::from)
+                    .or_else(|| std::env::var("COMPOSE_PROJECT_NAME").ok().filter(|n| !n.is_empty()))
+                {
+                    Some(n) if valid_project_name(&n.to_lowercase()) => n.to_lowercase(),
+                    Some(n) => return Err(ProjectError::BadName(n)),
+                    None => {
+                        normalize_name(&dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
+                    }
+                };
+                Ok(ComposeProject { name, dir, files: Vec::new(), env_file: None, environment: Vec::new() })
+            }
+            other => other,
+        }
+    }
+
     fn input(&self) -> t::Project {
         t::Project {
             name: self.name.clone(),
             directory: self.dir.display().to_string(),
-            files: self.files.iter().map(|(p, c)| t::ComposeFile { path: p.display().to_string(), contents: c.clone() }).collect(),
+            files: self
+                .files
+                .iter()
+                .map(|(p, c)| t::ComposeFile { path: p.display().to_string(), contents: c.clone() })
+                .collect(),
             env_file: self.env_file.clone(),
             environment: self.environment.clone(),
         }
@@ -209,7 +238,13 @@ fn deploy_error(e: t::DeployError) -> DeployError {
 
 fn statuses(v: Vec<t::ServiceStatus>) -> Vec<ServiceStatus> {
     v.into_iter()
-        .map(|s| ServiceStatus { service: s.service, container: s.container, state: s.state, health: s.health, ports: s.ports })
+        .map(|s| ServiceStatus {
+            service: s.service,
+            container: s.container,
+            state: s.state,
+            health: s.health,
+            ports: s.ports,
+        })
         .collect()
 }
 
@@ -297,28 +332,40 @@ impl<'r> Deployer<'r> {
     }
 
     /// `up`.
-    pub async fn up(&self, wait: bool, wait_timeout: Option<Duration>) -> Result<CallOutcome<Result<Vec<ServiceStatus>, DeployError>>, FailedCall> {
+    pub async fn up(
+        &self,
+        wait: bool,
+        wait_timeout: Option<Duration>,
+    ) -> Result<CallOutcome<Result<Vec<ServiceStatus>, DeployError>>, FailedCall> {
         let options = t::UpOptions { wait, wait_timeout_ms: wait_timeout.map(|d| d.as_millis() as u64) };
-        self.call(move |d, store, p| Box::pin(async move { Ok(d.call_up(store, &p, options).await?.map(statuses).map_err(deploy_error)) }))
-            .await
+        self.call(move |d, store, p| {
+            Box::pin(async move { Ok(d.call_up(store, &p, options).await?.map(statuses).map_err(deploy_error)) })
+        })
+        .await
     }
 
     /// `down`.
     pub async fn down(&self, remove_volumes: bool) -> Result<CallOutcome<Result<(), DeployError>>, FailedCall> {
-        self.call(move |d, store, p| Box::pin(async move { Ok(d.call_down(store, &p, remove_volumes).await?.map_err(deploy_error)) }))
-            .await
+        self.call(move |d, store, p| {
+            Box::pin(async move { Ok(d.call_down(store, &p, remove_volumes).await?.map_err(deploy_error)) })
+        })
+        .await
     }
 
     /// `status`.
     pub async fn status(&self) -> Result<CallOutcome<Result<Vec<ServiceStatus>, DeployError>>, FailedCall> {
-        self.call(|d, store, p| Box::pin(async move { Ok(d.call_status(store, &p).await?.map(statuses).map_err(deploy_error)) }))
-            .await
+        self.call(|d, store, p| {
+            Box::pin(async move { Ok(d.call_status(store, &p).await?.map(statuses).map_err(deploy_error)) })
+        })
+        .await
     }
 
     /// `restart`.
     pub async fn restart(&self, services: Vec<String>) -> Result<CallOutcome<Result<(), DeployError>>, FailedCall> {
-        self.call(move |d, store, p| Box::pin(async move { Ok(d.call_restart(store, &p, &services).await?.map_err(deploy_error)) }))
-            .await
+        self.call(move |d, store, p| {
+            Box::pin(async move { Ok(d.call_restart(store, &p, &services).await?.map_err(deploy_error)) })
+        })
+        .await
     }
 
     /// `logs`: the stream the driver opened, to drain after the call.
@@ -371,7 +418,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let sub = dir.path().join("My-Cluster");
         std::fs::create_dir(&sub).expect("mkdir");
-        std::fs::write(sub.join("docker-compose.yaml"), "services:\n  a:\n    image: ${OPERATOR_TEST_IMAGE_XYZ:-x}\n").expect("write");
+        std::fs::write(sub.join("docker-compose.yaml"), "services:\n  a:\n    image: ${OPERATOR_TEST_IMAGE_XYZ:-x}\n")
+            .expect("write");
         std::fs::write(sub.join(".env"), "B=1\n").expect("write");
         let p = ComposeProject::resolve(&sub, None, None).expect("resolves");
         assert_eq!(p.name, "my-cluster");

@@ -25,8 +25,8 @@ use crate::engine::{EPOCH_TICK, LoadedComponent, Runtime};
 use crate::error::{Budget, CallError, HostAbort};
 use crate::host::docker::ScopedDocker;
 use crate::host::http::{HttpGrants, HttpTransport};
-use crate::host::progress::ProgressHandle;
 use crate::host::log::ComponentLog;
+use crate::host::progress::ProgressHandle;
 use crate::host::stdio::{CappedOutput, Captured};
 use crate::limits::Limits;
 

@@ -2,6 +2,7 @@
 //! `operator` binary (and, where a test needs one process for several calls, the library).
 
 mod cli;
+mod deploy;
 mod harness;
 mod hostile;
 mod tikv;

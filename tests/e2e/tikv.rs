@@ -260,7 +260,19 @@ fn inspect_shows_the_tikv_adapter_and_its_grants() {
         .stdout_has("implements the subject-adapter contract")
         .stdout_has("endpoint pd -> http://127.0.0.1:2379/")
         .stdout_has("POST         /pd/api/v1/operators");
-    run(operator().arg("components")).expect_code(0).stdout_has("tikv  subject-adapter");
+    let r = run(operator().arg("components"));
+    r.expect_code(0);
+    let worlds: Vec<(&str, &str)> = r
+        .stdout
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut cols = l.split_whitespace();
+            Some((cols.next()?, cols.next()?))
+        })
+        .collect();
+    assert!(worlds.contains(&("tikv", "subject-adapter")), "{worlds:?}");
+    assert!(worlds.contains(&("compose", "deployment-driver")), "{worlds:?}");
 }
 
 #[test]

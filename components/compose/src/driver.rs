@@ -80,7 +80,8 @@ pub fn load(input: &ProjectInput, host: &dyn Host) -> Result<Project, DeployErro
     let mut merged: Option<Node> = None;
     let mut last_path = String::new();
     for file in &input.files {
-        let mut root = yaml::parse(&file.contents).map_err(|e| DeployError::InvalidProject(format!("{}: {e}", file.path)))?;
+        let mut root =
+            yaml::parse(&file.contents).map_err(|e| DeployError::InvalidProject(format!("{}: {e}", file.path)))?;
         interpolate_tree(&mut root, &env, &mut warnings)
             .map_err(|(line, e)| DeployError::InvalidProject(format!("{}:{line}: {e}", file.path)))?;
         merged = Some(match merged {
@@ -138,19 +139,32 @@ pub fn spec(project: &str, s: &Service) -> ContainerSpec {
         ports: s
             .ports
             .iter()
-            .map(|p| PortBinding { container_port: p.container, protocol: p.protocol.clone(), host_ip: p.host_ip.clone(), host_port: p.host })
+            .map(|p| PortBinding {
+                container_port: p.container,
+                protocol: p.protocol.clone(),
+                host_ip: p.host_ip.clone(),
+                host_port: p.host,
+            })
             .collect(),
         mounts: s
             .mounts
             .iter()
             .map(|m| match m {
-                Mount::Bind { source, target, read_only } => {
-                    WitMount { kind: MountKind::Bind, source: source.clone(), target: target.clone(), read_only: *read_only }
+                Mount::Bind { source, target, read_only } => WitMount {
+                    kind: MountKind::Bind,
+                    source: source.clone(),
+                    target: target.clone(),
+                    read_only: *read_only,
+                },
+                Mount::Volume { source, target, read_only } => WitMount {
+                    kind: MountKind::Volume,
+                    source: source.clone(),
+                    target: target.clone(),
+                    read_only: *read_only,
+                },
+                Mount::Tmpfs { target } => {
+                    WitMount { kind: MountKind::Tmpfs, source: String::new(), target: target.clone(), read_only: false }
                 }
-                Mount::Volume { source, target, read_only } => {
-                    WitMount { kind: MountKind::Volume, source: source.clone(), target: target.clone(), read_only: *read_only }
-                }
-                Mount::Tmpfs { target } => WitMount { kind: MountKind::Tmpfs, source: String::new(), target: target.clone(), read_only: false },
             })
             .collect(),
         networks: s
@@ -182,10 +196,18 @@ pub fn spec(project: &str, s: &Service) -> ContainerSpec {
         user: s.user.clone(),
         working_dir: s.working_dir.clone(),
         config_hash: s.config_hash(),
-        depends_on: s.depends_on.iter().map(|d| format!("{}:{}:{}", d.service, d.condition.name(), d.restart)).collect(),
+        depends_on: s
+            .depends_on
+            .iter()
+            .map(|d| format!("{}:{}:{}", d.service, d.condition.name(), d.restart))
+            .collect(),
         stop_grace_period_ms: s.stop_grace_period_ms,
         stop_signal: s.stop_signal.clone(),
-        ulimits: s.ulimits.iter().map(|(name, soft, hard)| Ulimit { name: name.clone(), soft: *soft, hard: *hard }).collect(),
+        ulimits: s
+            .ulimits
+            .iter()
+            .map(|(name, soft, hard)| Ulimit { name: name.clone(), soft: *soft, hard: *hard })
+            .collect(),
         extra_hosts: s.extra_hosts.clone(),
         privileged: s.privileged,
         cap_add: s.cap_add.clone(),
@@ -216,7 +238,11 @@ fn check(c: &ContainerInfo, goal: Goal) -> Check {
     match goal {
         Goal::ExitedZero if exited => match c.exit_code {
             Some(0) => Check::Done,
-            code => Check::Failed(format!("service \"{}\" didn't complete successfully: exit {}", c.service, code.unwrap_or(-1))),
+            code => Check::Failed(format!(
+                "service \"{}\" didn't complete successfully: exit {}",
+                c.service,
+                code.unwrap_or(-1)
+            )),
         },
         Goal::ExitedZero => Check::Pending,
         _ if exited => Check::Failed(format!("container {} exited ({})", c.name, c.exit_code.unwrap_or(-1))),
@@ -224,8 +250,16 @@ fn check(c: &ContainerInfo, goal: Goal) -> Check {
             Some("healthy") => Check::Done,
             Some("unhealthy") => Check::Failed(format!("container {} is unhealthy", c.name)),
             Some(_) => Check::Pending,
-            None if goal == Goal::Healthy => Check::Failed(format!("container {} has no healthcheck configured", c.name)),
-            None => if c.state == "running" { Check::Done } else { Check::Pending },
+            None if goal == Goal::Healthy => {
+                Check::Failed(format!("container {} has no healthcheck configured", c.name))
+            }
+            None => {
+                if c.state == "running" {
+                    Check::Done
+                } else {
+                    Check::Pending
+                }
+            }
         },
     }
 }
@@ -294,7 +328,10 @@ pub fn up(input: &ProjectInput, options: &UpOptions, host: &dyn Host) -> Result<
         if project.service(&c.service).is_none() {
             host.log(
                 Level::Warn,
-                &format!("found orphan container {} of service {} that is no longer in the compose file; `down` removes it", c.name, c.service),
+                &format!(
+                    "found orphan container {} of service {} that is no longer in the compose file; `down` removes it",
+                    c.name, c.service
+                ),
             );
         }
     }
@@ -335,10 +372,12 @@ fn converge(
     deadline: Option<u64>,
     host: &dyn Host,
 ) -> Result<Vec<ServiceStatus>, DeployError> {
-    let mut networks: Vec<&str> = project.services.iter().flat_map(|s| s.networks.iter().map(|(k, _)| k.as_str())).collect();
+    let mut networks: Vec<&str> =
+        project.services.iter().flat_map(|s| s.networks.iter().map(|(k, _)| k.as_str())).collect();
     networks.sort();
     networks.dedup();
-    let existing_networks: Vec<String> = host.list_networks().map_err(docker_error)?.into_iter().map(|n| n.key).collect();
+    let existing_networks: Vec<String> =
+        host.list_networks().map_err(docker_error)?.into_iter().map(|n| n.key).collect();
     for key in networks {
         let task = format!("Network {}_{key}", input.name);
         if existing_networks.iter().any(|k| k == key) {
@@ -417,16 +456,21 @@ fn converge(
             }
         }
 
-        if !fresh_container {
-            host.progress(&task, Phase::Done, "up to date");
-        }
         let state = host.inspect_container(&name).map_err(docker_error)?;
-        let finished_job = jobs.contains(&s.name.as_str()) && state.state == "exited" && state.exit_code == Some(0) && !fresh_container;
-        if state.state != "running" && !finished_job {
+        let finished_job = jobs.contains(&s.name.as_str())
+            && state.state == "exited"
+            && state.exit_code == Some(0)
+            && !fresh_container;
+        let was_running = state.state == "running";
+        if !was_running && !finished_job {
             host.progress(&task, Phase::Starting, "");
             host.start_container(&name).map_err(docker_error)?;
         }
-        host.progress(&task, if options.wait { Phase::Waiting } else { Phase::Done }, if options.wait { "" } else { "started" });
+        if options.wait {
+            host.progress(&task, Phase::Waiting, "");
+        } else {
+            host.progress(&task, Phase::Done, if was_running && !fresh_container { "up to date" } else { "started" });
+        }
     }
 
     if options.wait {
@@ -448,7 +492,7 @@ fn converge(
 }
 
 fn human_ms(ms: u64) -> String {
-    if ms % 1000 == 0 { format!("{}s", ms / 1000) } else { format!("{ms}ms") }
+    if ms.is_multiple_of(1000) { format!("{}s", ms / 1000) } else { format!("{ms}ms") }
 }
 
 /// Removes what a failed `up` created on a new project: its containers, and the networks and
@@ -484,7 +528,9 @@ pub fn status(_input: &ProjectInput, host: &dyn Host) -> Result<Vec<ServiceStatu
 fn reverse_dependency_order(containers: Vec<ContainerInfo>) -> Vec<ContainerInfo> {
     let deps: BTreeMap<String, Vec<String>> = containers
         .iter()
-        .map(|c| (c.service.clone(), c.depends_on.iter().filter_map(|d| d.split(':').next().map(String::from)).collect()))
+        .map(|c| {
+            (c.service.clone(), c.depends_on.iter().filter_map(|d| d.split(':').next().map(String::from)).collect())
+        })
         .collect();
     let mut started: Vec<String> = Vec::new();
     while started.len() < deps.len() {
@@ -572,16 +618,14 @@ pub fn restart(input: &ProjectInput, services: &[String], host: &dyn Host) -> Re
     let project = if input.files.is_empty() { None } else { Some(load(input, host)?) };
     let containers = host.list_containers().map_err(docker_error)?;
     for s in services {
-        let known = project.as_ref().is_some_and(|p| p.service(s).is_some()) || containers.iter().any(|c| &c.service == s);
+        let known =
+            project.as_ref().is_some_and(|p| p.service(s).is_some()) || containers.iter().any(|c| &c.service == s);
         if !known {
             return Err(DeployError::NotFound(format!("no such service: {s}")));
         }
     }
-    let mut chosen: Vec<String> = if services.is_empty() {
-        containers.iter().map(|c| c.service.clone()).collect()
-    } else {
-        services.to_vec()
-    };
+    let mut chosen: Vec<String> =
+        if services.is_empty() { containers.iter().map(|c| c.service.clone()).collect() } else { services.to_vec() };
     if let Some(p) = &project {
         // Dependents with `restart: true` follow.
         loop {

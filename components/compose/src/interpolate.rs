@@ -124,8 +124,20 @@ fn expand(inner: &str, env: &Env, warnings: &mut Vec<String>) -> Result<String, 
     };
     match op {
         "" => Ok(lookup(name, env, warnings)),
-        ":-" => if nonempty { Ok(value.unwrap_or_default().into()) } else { interpolate(arg, env, warnings) },
-        "-" => if set { Ok(value.unwrap_or_default().into()) } else { interpolate(arg, env, warnings) },
+        ":-" => {
+            if nonempty {
+                Ok(value.unwrap_or_default().into())
+            } else {
+                interpolate(arg, env, warnings)
+            }
+        }
+        "-" => {
+            if set {
+                Ok(value.unwrap_or_default().into())
+            } else {
+                interpolate(arg, env, warnings)
+            }
+        }
         ":?" | "?" => {
             let ok = if op == ":?" { nonempty } else { set };
             if ok {
@@ -135,8 +147,20 @@ fn expand(inner: &str, env: &Env, warnings: &mut Vec<String>) -> Result<String, 
                 Err(format!("required variable {name} is missing a value: {msg}"))
             }
         }
-        ":+" => if nonempty { interpolate(arg, env, warnings) } else { Ok(String::new()) },
-        "+" => if set { interpolate(arg, env, warnings) } else { Ok(String::new()) },
+        ":+" => {
+            if nonempty {
+                interpolate(arg, env, warnings)
+            } else {
+                Ok(String::new())
+            }
+        }
+        "+" => {
+            if set {
+                interpolate(arg, env, warnings)
+            } else {
+                Ok(String::new())
+            }
+        }
         _ => Err(format!("invalid interpolation format for `${{{inner}}}`")),
     }
 }
@@ -222,7 +246,10 @@ mod tests {
         assert_eq!(i("${UNSET:-${SET}}").as_deref(), Ok("value"));
         assert_eq!(i("$$SET costs $$5").as_deref(), Ok("$SET costs $5"));
         assert_eq!(i("${FROM_DOTENV}").as_deref(), Ok("dot"));
-        assert_eq!(i("${UNSET:?set it please}"), Err("required variable UNSET is missing a value: set it please".into()));
+        assert_eq!(
+            i("${UNSET:?set it please}"),
+            Err("required variable UNSET is missing a value: set it please".into())
+        );
         assert!(i("${SET").is_err());
     }
 

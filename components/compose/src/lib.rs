@@ -130,7 +130,8 @@ impl Guest for Driver {
 
     fn logs(project: Project, options: LogOptions) -> Result<LogStream, DeployError> {
         let names = driver::log_targets(&project, &options, &host())?;
-        docker::container_logs(&names, options.tail, options.follow).map_err(|e| DeployError::Docker(driver::describe(&e)))
+        docker::container_logs(&names, options.tail, options.follow)
+            .map_err(|e| DeployError::Docker(driver::describe(&e)))
     }
 
     fn restart(project: Project, services: Vec<String>) -> Result<(), DeployError> {

@@ -71,10 +71,20 @@ pub struct Port {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Mount {
     /// Host path (absolute after resolving against the project folder).
-    Bind { source: String, target: String, read_only: bool },
+    Bind {
+        source: String,
+        target: String,
+        read_only: bool,
+    },
     /// A named volume key, or anonymous when empty.
-    Volume { source: String, target: String, read_only: bool },
-    Tmpfs { target: String },
+    Volume {
+        source: String,
+        target: String,
+        read_only: bool,
+    },
+    Tmpfs {
+        target: String,
+    },
 }
 
 /// How a service waits for another.
@@ -164,7 +174,8 @@ fn string_list(node: &Node, field: &str) -> R<Vec<String>> {
 fn command(node: &Node, field: &str) -> R<Vec<String>> {
     match &node.kind {
         Kind::Seq(_) => string_list(node, field),
-        Kind::Str(s) => shell_split(s).ok_or_else(|| ModelError { line: node.line, message: format!("{field} has an unclosed quote") }),
+        Kind::Str(s) => shell_split(s)
+            .ok_or_else(|| ModelError { line: node.line, message: format!("{field} has an unclosed quote") }),
         _ => err(node, format!("{field} must be a string or a list")),
     }
 }
@@ -326,10 +337,19 @@ fn ports(node: &Node, field: &str) -> R<Vec<Port>> {
     let mut out = Vec::new();
     for item in items {
         if let Kind::Map(_) = item.kind {
-            let target = item.get("target").ok_or_else(|| ModelError { line: item.line, message: format!("{field}: a long-syntax port needs `target`") })?;
-            let container = port_number(&string(target, "target")?).ok_or_else(|| ModelError { line: target.line, message: format!("{field}: target is not a port number") })?;
+            let target = item.get("target").ok_or_else(|| ModelError {
+                line: item.line,
+                message: format!("{field}: a long-syntax port needs `target`"),
+            })?;
+            let container = port_number(&string(target, "target")?).ok_or_else(|| ModelError {
+                line: target.line,
+                message: format!("{field}: target is not a port number"),
+            })?;
             let host = match opt_string(item.get("published"), "published")? {
-                Some(p) if !p.is_empty() => Some(port_number(&p).ok_or_else(|| ModelError { line: item.line, message: format!("{field}: published `{p}` is not a port number") })?),
+                Some(p) if !p.is_empty() => Some(port_number(&p).ok_or_else(|| ModelError {
+                    line: item.line,
+                    message: format!("{field}: published `{p}` is not a port number"),
+                })?),
                 _ => None,
             };
             out.push(Port {
@@ -341,7 +361,10 @@ fn ports(node: &Node, field: &str) -> R<Vec<Port>> {
             continue;
         }
         let text = string(item, field)?;
-        let bad = || ModelError { line: item.line, message: format!("{field}: `{text}` is not a port mapping (expected [[IP:]HOST:]CONTAINER[/PROTOCOL])") };
+        let bad = || ModelError {
+            line: item.line,
+            message: format!("{field}: `{text}` is not a port mapping (expected [[IP:]HOST:]CONTAINER[/PROTOCOL])"),
+        };
         let (spec, protocol) = match text.rsplit_once('/') {
             Some((s, p)) if p == "tcp" || p == "udp" || p == "sctp" => (s, p.to_string()),
             Some(_) => return Err(bad()),
@@ -360,7 +383,10 @@ fn ports(node: &Node, field: &str) -> R<Vec<Port>> {
             Some(h) => port_range(h).ok_or_else(bad)?.into_iter().map(Some).collect(),
         };
         if hosts.len() != containers.len() {
-            return Err(ModelError { line: item.line, message: format!("{field}: `{text}` maps ranges of different lengths") });
+            return Err(ModelError {
+                line: item.line,
+                message: format!("{field}: `{text}` maps ranges of different lengths"),
+            });
         }
         for (c, h) in containers.into_iter().zip(hosts) {
             out.push(Port { container: c, host: h, host_ip: ip.to_string(), protocol: protocol.clone() });
@@ -391,8 +417,10 @@ fn mounts(node: &Node, field: &str, dir: &str, declared: &[String]) -> R<Vec<Mou
         let (kind, source, target, read_only) = if let Kind::Map(_) = item.kind {
             let kind = opt_string(item.get("type"), "type")?.unwrap_or_else(|| "volume".into());
             let source = opt_string(item.get("source"), "source")?.unwrap_or_default();
-            let target = opt_string(item.get("target"), "target")?
-                .ok_or_else(|| ModelError { line: item.line, message: format!("{field}: a long-syntax volume needs `target`") })?;
+            let target = opt_string(item.get("target"), "target")?.ok_or_else(|| ModelError {
+                line: item.line,
+                message: format!("{field}: a long-syntax volume needs `target`"),
+            })?;
             let ro = match item.get("read_only") {
                 Some(n) => boolean(n, "read_only")?,
                 None => false,
@@ -408,7 +436,10 @@ fn mounts(node: &Node, field: &str, dir: &str, declared: &[String]) -> R<Vec<Mou
                 _ => return err(item, format!("{field}: `{text}` is not a volume (expected SOURCE:TARGET[:MODE])")),
             };
             let ro = mode.split(',').any(|m| m == "ro");
-            if !mode.split(',').all(|m| matches!(m, "" | "ro" | "rw" | "z" | "Z" | "cached" | "delegated" | "consistent" | "nocopy")) {
+            if !mode
+                .split(',')
+                .all(|m| matches!(m, "" | "ro" | "rw" | "z" | "Z" | "cached" | "delegated" | "consistent" | "nocopy"))
+            {
                 return err(item, format!("{field}: unknown volume mode `{mode}` in `{text}`"));
             }
             let kind = if is_path(source) { "bind" } else { "volume" };
@@ -477,7 +508,14 @@ fn healthcheck(node: &Node) -> R<Option<Healthcheck>> {
     if let Some(d) = node.get("disable")
         && boolean(d, "disable")?
     {
-        return Ok(Some(Healthcheck { test: vec!["NONE".into()], interval_ms: 0, timeout_ms: 0, retries: 0, start_period_ms: 0, start_interval_ms: 0 }));
+        return Ok(Some(Healthcheck {
+            test: vec!["NONE".into()],
+            interval_ms: 0,
+            timeout_ms: 0,
+            retries: 0,
+            start_period_ms: 0,
+            start_interval_ms: 0,
+        }));
     }
     let test = match node.get("test") {
         None => return Ok(None),
@@ -507,7 +545,9 @@ fn healthcheck(node: &Node) -> R<Option<Healthcheck>> {
     };
     let retries = match node.get("retries") {
         None => 0,
-        Some(n) => string(n, "retries")?.parse::<u32>().map_err(|_| ModelError { line: n.line, message: "healthcheck.retries must be a whole number".into() })?,
+        Some(n) => string(n, "retries")?
+            .parse::<u32>()
+            .map_err(|_| ModelError { line: n.line, message: "healthcheck.retries must be a whole number".into() })?,
     };
     if node.get("start_interval").is_some() && node.get("start_period").is_none() {
         return err(node, "healthcheck.start_interval requires healthcheck.start_period to be set");
@@ -528,12 +568,20 @@ fn ulimits(node: &Node) -> R<Vec<(String, i64, i64)>> {
         .iter()
         .map(|(name, v)| {
             let num = |n: &Node, f: &str| -> R<i64> {
-                string(n, f)?.parse::<i64>().map_err(|_| ModelError { line: n.line, message: format!("ulimits.{name}.{f} must be a number") })
+                string(n, f)?
+                    .parse::<i64>()
+                    .map_err(|_| ModelError { line: n.line, message: format!("ulimits.{name}.{f} must be a number") })
             };
             match &v.kind {
                 Kind::Map(_) => {
-                    let soft = v.get("soft").ok_or_else(|| ModelError { line: v.line, message: format!("ulimits.{name} needs soft and hard") })?;
-                    let hard = v.get("hard").ok_or_else(|| ModelError { line: v.line, message: format!("ulimits.{name} needs soft and hard") })?;
+                    let soft = v.get("soft").ok_or_else(|| ModelError {
+                        line: v.line,
+                        message: format!("ulimits.{name} needs soft and hard"),
+                    })?;
+                    let hard = v.get("hard").ok_or_else(|| ModelError {
+                        line: v.line,
+                        message: format!("ulimits.{name} needs soft and hard"),
+                    })?;
                     Ok((name.clone(), num(soft, "soft")?, num(hard, "hard")?))
                 }
                 _ => {
@@ -546,15 +594,50 @@ fn ulimits(node: &Node) -> R<Vec<(String, i64, i64)>> {
 }
 
 const SERVICE_KEYS: &[&str] = &[
-    "image", "command", "entrypoint", "environment", "ports", "volumes", "depends_on", "healthcheck", "restart",
-    "hostname", "user", "working_dir", "container_name", "labels", "networks", "network_mode", "privileged",
-    "cap_add", "devices", "pid", "ipc", "stop_grace_period", "stop_signal", "ulimits", "extra_hosts", "expose",
-    "deploy", "profiles", "pull_policy", "tty", "stdin_open", "init", "logging", "platform",
+    "image",
+    "command",
+    "entrypoint",
+    "environment",
+    "ports",
+    "volumes",
+    "depends_on",
+    "healthcheck",
+    "restart",
+    "hostname",
+    "user",
+    "working_dir",
+    "container_name",
+    "labels",
+    "networks",
+    "network_mode",
+    "privileged",
+    "cap_add",
+    "devices",
+    "pid",
+    "ipc",
+    "stop_grace_period",
+    "stop_signal",
+    "ulimits",
+    "extra_hosts",
+    "expose",
+    "deploy",
+    "profiles",
+    "pull_policy",
+    "tty",
+    "stdin_open",
+    "init",
+    "logging",
+    "platform",
 ];
 
 /// Builds the project from an interpolated YAML tree. `dir` is the project folder (bind
 /// sources resolve against it); `lookup` gives environment values for bare `KEY` entries.
-pub fn project(root: &Node, dir: &str, lookup: &dyn Fn(&str) -> Option<String>, warnings: &mut Vec<String>) -> R<Project> {
+pub fn project(
+    root: &Node,
+    dir: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    warnings: &mut Vec<String>,
+) -> R<Project> {
     let Some(top) = root.map() else { return err(root, "a compose file must be a mapping") };
     for (key, node) in top {
         match key.as_str() {
@@ -569,24 +652,36 @@ pub fn project(root: &Node, dir: &str, lookup: &dyn Fn(&str) -> Option<String>, 
 
     let mut volumes = Vec::new();
     if let Some(v) = root.get("volumes") {
-        for (key, def) in v.map().ok_or_else(|| ModelError { line: v.line, message: "volumes must be a mapping".into() })? {
+        for (key, def) in
+            v.map().ok_or_else(|| ModelError { line: v.line, message: "volumes must be a mapping".into() })?
+        {
             if def.get("external").is_some_and(|e| e.kind == Kind::Bool(true)) {
-                return err(def, format!("volume `{key}`: external volumes are not supported (they are outside the project)"));
+                return err(
+                    def,
+                    format!("volume `{key}`: external volumes are not supported (they are outside the project)"),
+                );
             }
             volumes.push(key.clone());
         }
     }
     let mut networks = Vec::new();
     if let Some(n) = root.get("networks") {
-        for (key, def) in n.map().ok_or_else(|| ModelError { line: n.line, message: "networks must be a mapping".into() })? {
+        for (key, def) in
+            n.map().ok_or_else(|| ModelError { line: n.line, message: "networks must be a mapping".into() })?
+        {
             if def.get("external").is_some_and(|e| e.kind == Kind::Bool(true)) {
-                return err(def, format!("network `{key}`: external networks are not supported (they are outside the project)"));
+                return err(
+                    def,
+                    format!("network `{key}`: external networks are not supported (they are outside the project)"),
+                );
             }
             networks.push(key.clone());
         }
     }
 
-    let services_node = root.get("services").ok_or_else(|| ModelError { line: root.line, message: "the file has no `services`".into() })?;
+    let services_node = root
+        .get("services")
+        .ok_or_else(|| ModelError { line: root.line, message: "the file has no `services`".into() })?;
     let Some(entries) = services_node.map() else { return err(services_node, "services must be a mapping") };
     if entries.is_empty() {
         return err(services_node, "`services` is empty");
@@ -606,7 +701,10 @@ pub fn project(root: &Node, dir: &str, lookup: &dyn Fn(&str) -> Option<String>, 
     for s in &services {
         for d in &s.depends_on {
             if !services.iter().any(|x| x.name == d.service) {
-                return Err(ModelError { line: s.line, message: format!("service `{}` depends on undefined service `{}`", s.name, d.service) });
+                return Err(ModelError {
+                    line: s.line,
+                    message: format!("service `{}` depends on undefined service `{}`", s.name, d.service),
+                });
             }
         }
     }
@@ -619,7 +717,8 @@ pub fn project(root: &Node, dir: &str, lookup: &dyn Fn(&str) -> Option<String>, 
 
 fn valid_name(name: &str) -> bool {
     let mut c = name.chars();
-    c.next().is_some_and(|c| c.is_ascii_alphanumeric()) && c.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+    c.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && c.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
 fn service(
@@ -635,13 +734,23 @@ fn service(
     for (key, node) in s.map().unwrap_or_default() {
         match key.as_str() {
             "build" if s.get("image").is_none() => {
-                return err(node, format!("service `{name}` has no image: building images is not supported; build it and set `image:`"));
+                return err(
+                    node,
+                    format!(
+                        "service `{name}` has no image: building images is not supported; build it and set `image:`"
+                    ),
+                );
             }
-            "build" => warnings.push(format!("line {}: services.{name}.build ignored; the image `{}` is used", node.line, s.get("image").and_then(Node::scalar).unwrap_or_default())),
+            "build" => warnings.push(format!(
+                "line {}: services.{name}.build ignored; the image `{}` is used",
+                node.line,
+                s.get("image").and_then(Node::scalar).unwrap_or_default()
+            )),
             "env_file" | "extends" | "secrets" | "configs" | "volumes_from" | "links" => {
                 return err(node, format!("services.{name}.{key} is not supported"));
             }
-            "deploy" | "profiles" | "pull_policy" | "tty" | "stdin_open" | "init" | "logging" | "platform" | "expose" => {
+            "deploy" | "profiles" | "pull_policy" | "tty" | "stdin_open" | "init" | "logging" | "platform"
+            | "expose" => {
                 warnings.push(format!("line {}: services.{name}.{key} is ignored", node.line));
             }
             k if k.starts_with("x-") || SERVICE_KEYS.contains(&k) => {}
@@ -660,7 +769,13 @@ fn service(
         Some(r) => {
             let base = r.split(':').next().unwrap_or_default();
             if !matches!(base, "no" | "always" | "on-failure" | "unless-stopped") {
-                return err(s.get("restart").unwrap_or(s), format!("{}: `{r}` is not a restart policy (no, always, on-failure[:N], unless-stopped)", f("restart")));
+                return err(
+                    s.get("restart").unwrap_or(s),
+                    format!(
+                        "{}: `{r}` is not a restart policy (no, always, on-failure[:N], unless-stopped)",
+                        f("restart")
+                    ),
+                );
             }
             r
         }
@@ -698,8 +813,16 @@ fn service(
         name: name.to_string(),
         image,
         command: s.get("command").filter(|n| n.kind != Kind::Null).map(|n| command(n, &f("command"))).transpose()?,
-        entrypoint: s.get("entrypoint").filter(|n| n.kind != Kind::Null).map(|n| command(n, &f("entrypoint"))).transpose()?,
-        environment: s.get("environment").map(|n| key_values(n, &f("environment"), lookup)).transpose()?.unwrap_or_default(),
+        entrypoint: s
+            .get("entrypoint")
+            .filter(|n| n.kind != Kind::Null)
+            .map(|n| command(n, &f("entrypoint")))
+            .transpose()?,
+        environment: s
+            .get("environment")
+            .map(|n| key_values(n, &f("environment"), lookup))
+            .transpose()?
+            .unwrap_or_default(),
         ports: s.get("ports").map(|n| ports(n, &f("ports"))).transpose()?.unwrap_or_default(),
         mounts: s.get("volumes").map(|n| mounts(n, &f("volumes"), dir, volumes)).transpose()?.unwrap_or_default(),
         depends_on: s.get("depends_on").map(depends_on).transpose()?.unwrap_or_default(),
@@ -717,10 +840,20 @@ fn service(
         devices: s.get("devices").map(|n| string_list(n, &f("devices"))).transpose()?.unwrap_or_default(),
         pid: opt_string(s.get("pid"), &f("pid"))?,
         ipc: opt_string(s.get("ipc"), &f("ipc"))?,
-        stop_grace_period_ms: s.get("stop_grace_period").map(|n| duration_ms(n, &f("stop_grace_period"))).transpose()?,
+        stop_grace_period_ms: s
+            .get("stop_grace_period")
+            .map(|n| duration_ms(n, &f("stop_grace_period")))
+            .transpose()?,
         stop_signal: opt_string(s.get("stop_signal"), &f("stop_signal"))?,
         ulimits: s.get("ulimits").map(ulimits).transpose()?.unwrap_or_default(),
-        extra_hosts: s.get("extra_hosts").map(|n| key_values(n, &f("extra_hosts"), &|_| None)).transpose()?.unwrap_or_default().into_iter().map(|(k, v)| if v.is_empty() { k } else { format!("{k}:{v}") }).collect(),
+        extra_hosts: s
+            .get("extra_hosts")
+            .map(|n| key_values(n, &f("extra_hosts"), &|_| None))
+            .transpose()?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| if v.is_empty() { k } else { format!("{k}:{v}") })
+            .collect(),
         line: s.line,
     })
 }
@@ -728,7 +861,12 @@ fn service(
 fn find_cycle(services: &[Service]) -> Option<Vec<String>> {
     let deps: BTreeMap<&str, Vec<&str>> =
         services.iter().map(|s| (s.name.as_str(), s.depends_on.iter().map(|d| d.service.as_str()).collect())).collect();
-    fn visit<'a>(n: &'a str, deps: &BTreeMap<&'a str, Vec<&'a str>>, path: &mut Vec<&'a str>, done: &mut Vec<&'a str>) -> Option<Vec<String>> {
+    fn visit<'a>(
+        n: &'a str,
+        deps: &BTreeMap<&'a str, Vec<&'a str>>,
+        path: &mut Vec<&'a str>,
+        done: &mut Vec<&'a str>,
+    ) -> Option<Vec<String>> {
         if let Some(i) = path.iter().position(|p| *p == n) {
             let mut cycle: Vec<String> = path[i..].iter().map(|s| s.to_string()).collect();
             cycle.push(n.to_string());
@@ -838,12 +976,24 @@ volumes:
         )
         .expect("loads");
         let e = &p.services[0];
-        assert_eq!(e.command.as_deref(), Some(&["etcd", "--name", "etcd1", "--data-dir", "/data dir"].map(String::from)[..]));
+        assert_eq!(
+            e.command.as_deref(),
+            Some(&["etcd", "--name", "etcd1", "--data-dir", "/data dir"].map(String::from)[..])
+        );
         assert_eq!(e.environment, vec![("ETCD_LOG".into(), "info".into()), ("FROM_ENV".into(), "env-value".into())]);
         assert_eq!(e.ports.len(), 3);
-        assert_eq!(e.ports[0], Port { container: 2379, host: Some(2379), host_ip: "127.0.0.1".into(), protocol: "tcp".into() });
-        assert_eq!(e.ports[2], Port { container: 9001, host: Some(9001), host_ip: String::new(), protocol: "udp".into() });
-        assert_eq!(e.mounts[0], Mount::Bind { source: "/proj/conf.yml".into(), target: "/etc/conf.yml".into(), read_only: true });
+        assert_eq!(
+            e.ports[0],
+            Port { container: 2379, host: Some(2379), host_ip: "127.0.0.1".into(), protocol: "tcp".into() }
+        );
+        assert_eq!(
+            e.ports[2],
+            Port { container: 9001, host: Some(9001), host_ip: String::new(), protocol: "udp".into() }
+        );
+        assert_eq!(
+            e.mounts[0],
+            Mount::Bind { source: "/proj/conf.yml".into(), target: "/etc/conf.yml".into(), read_only: true }
+        );
         assert_eq!(e.mounts[1], Mount::Volume { source: "data".into(), target: "/data".into(), read_only: false });
         assert_eq!(e.mounts[2], Mount::Volume { source: String::new(), target: "/tmp/x".into(), read_only: false });
         let hc = e.healthcheck.as_ref().expect("healthcheck");
@@ -869,11 +1019,13 @@ volumes:
         assert!(e.message.contains("depends on undefined service `b`"), "{e:?}");
         let e = error_of("services:\n  a:\n    image: x\n    volumes: [\"data:/d\"]\n");
         assert!(e.message.contains("undefined volume `data`"), "{e:?}");
-        let e = error_of("services:\n  a:\n    image: x\n    depends_on: [b]\n  b:\n    image: y\n    depends_on: [a]\n");
+        let e =
+            error_of("services:\n  a:\n    image: x\n    depends_on: [b]\n  b:\n    image: y\n    depends_on: [a]\n");
         assert!(e.message.contains("dependency cycle found: a -> b -> a"), "{e:?}");
         let e = error_of("services:\n  a:\n    build: .\n");
         assert!(e.message.contains("building images is not supported"), "{e:?}");
-        let e = error_of("services:\n  a:\n    image: x\n    healthcheck:\n      test: [CMD, x]\n      interval: soon\n");
+        let e =
+            error_of("services:\n  a:\n    image: x\n    healthcheck:\n      test: [CMD, x]\n      interval: soon\n");
         assert_eq!(e.line, 6);
         assert!(e.message.contains("`soon` is not a duration"), "{e:?}");
         let e = error_of("services:\n  a:\n    image: x\n    restart: sometimes\n");
@@ -882,7 +1034,10 @@ volumes:
 
     #[test]
     fn shell_words_split_like_a_shell() {
-        assert_eq!(shell_split(r#"a "b c" 'd e' f\ g"#), Some(vec!["a".into(), "b c".into(), "d e".into(), "f g".into()]));
+        assert_eq!(
+            shell_split(r#"a "b c" 'd e' f\ g"#),
+            Some(vec!["a".into(), "b c".into(), "d e".into(), "f g".into()])
+        );
         assert_eq!(shell_split("a 'b"), None);
     }
 

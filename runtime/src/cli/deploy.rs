@@ -110,7 +110,7 @@ struct Resolved {
     manifest: Option<Manifest>,
 }
 
-fn resolve(ctx: &Context, common: &Common) -> anyhow::Result<Resolved> {
+fn resolve(ctx: &Context, common: &Common, labels_suffice: bool) -> anyhow::Result<Resolved> {
     let (dir, manifest) = match &common.subject {
         Some(name) => {
             let subject = ctx.subjects.find(name)?;
@@ -119,12 +119,16 @@ fn resolve(ctx: &Context, common: &Common) -> anyhow::Result<Resolved> {
         None => (PathBuf::from("."), None),
     };
     let file = manifest.as_ref().and_then(|m| m.deployment.as_ref()).and_then(|d| d.compose_file.clone());
-    let project = ComposeProject::resolve(&dir, file.as_deref(), common.project_name.as_deref()).map_err(|e| match e {
+    let resolved = if labels_suffice {
+        ComposeProject::resolve_or_labels(&dir, file.as_deref(), common.project_name.as_deref())
+    } else {
+        ComposeProject::resolve(&dir, file.as_deref(), common.project_name.as_deref())
+    };
+    let project = resolved.map_err(|e| match e {
         deploy::ProjectError::BadName(_) => anyhow::Error::new(UsageError(e.to_string())),
-        deploy::ProjectError::NoComposeFile { .. } if common.subject.is_none() => anyhow::Error::new(UsageError(format!(
-            "{e}; name a subject (available: {})",
-            ctx.subjects.names().join(", ")
-        ))),
+        deploy::ProjectError::NoComposeFile { .. } if common.subject.is_none() => anyhow::Error::new(UsageError(
+            format!("{e}; name a subject (available: {})", ctx.subjects.names().join(", ")),
+        )),
         other => other.into(),
     })?;
     Ok(Resolved { project, manifest })
@@ -139,7 +143,11 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         | Action::Logs { common, .. }
         | Action::Restart { common, .. } => common,
     };
-    let resolved = resolve(ctx, common)?;
+    let labels_suffice = matches!(
+        local.action,
+        Action::Down { .. } | Action::Status { .. } | Action::Logs { .. } | Action::Restart { .. }
+    ) && common.subject.is_some();
+    let resolved = resolve(ctx, common, labels_suffice)?;
 
     // Reach Docker before anything else: a clear error, and nothing half done.
     let engine: Arc<dyn DockerEngine> = Arc::new(BollardEngine::connect()?);
@@ -246,7 +254,11 @@ fn urls(r: &Resolved) -> BTreeMap<String, String> {
 }
 
 /// Unwraps a call: reports its side effects, turns the driver's error into exit code 1.
-fn finish<T>(component: &str, _ui: &Lines, r: Result<CallOutcome<Result<T, DeployError>>, FailedCall>) -> anyhow::Result<T> {
+fn finish<T>(
+    component: &str,
+    _ui: &Lines,
+    r: Result<CallOutcome<Result<T, DeployError>>, FailedCall>,
+) -> anyhow::Result<T> {
     match r {
         Ok(o) => {
             sandbox_args::report(component, &o.report);
@@ -326,7 +338,12 @@ impl Lines {
 impl ProgressSink for Lines {
     fn report(&self, task: &str, phase: Phase, detail: &str) {
         if !self.live {
-            if phase.is_final() || matches!(phase, Phase::Pulling | Phase::Creating | Phase::Stopping | Phase::Removing | Phase::Waiting) {
+            if phase.is_final()
+                || matches!(
+                    phase,
+                    Phase::Pulling | Phase::Creating | Phase::Stopping | Phase::Removing | Phase::Waiting
+                )
+            {
                 eprintln!("{task:<40} {} {detail}", phase.name());
             }
             return;
@@ -334,7 +351,10 @@ impl ProgressSink for Lines {
         let mut bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
         let bar = bars.entry(task.to_string()).or_insert_with(|| {
             let b = self.multi.add(ProgressBar::new_spinner());
-            b.set_style(ProgressStyle::with_template("{spinner} {prefix:40} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+            b.set_style(
+                ProgressStyle::with_template("{spinner} {prefix:40} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
             b.set_prefix(task.to_string());
             b.enable_steady_tick(Duration::from_millis(120));
             b

@@ -110,10 +110,9 @@ impl DockerEngine for BollardEngine {
     fn ping(&self) -> BoxFut<'_, Result<(), EngineError>> {
         Box::pin(async move {
             self.docker.ping().await.map(|_| ()).map_err(|e| match self.map(e) {
-                EngineError::Failed(m) => EngineError::Unavailable(format!(
-                    "the Docker daemon at {} does not answer: {m}",
-                    self.host
-                )),
+                EngineError::Failed(m) => {
+                    EngineError::Unavailable(format!("the Docker daemon at {} does not answer: {m}", self.host))
+                }
                 other => other,
             })
         })
@@ -189,7 +188,11 @@ impl DockerEngine for BollardEngine {
         })
     }
 
-    fn create_volume<'a>(&'a self, name: &'a str, labels: BTreeMap<String, String>) -> BoxFut<'a, Result<(), EngineError>> {
+    fn create_volume<'a>(
+        &'a self,
+        name: &'a str,
+        labels: BTreeMap<String, String>,
+    ) -> BoxFut<'a, Result<(), EngineError>> {
         Box::pin(async move {
             let request = VolumeCreateRequest {
                 name: Some(name.to_string()),
@@ -232,9 +235,7 @@ impl DockerEngine for BollardEngine {
             // The pull only advances while the stream is polled: drain it to the end.
             while let Some(item) = stream.next().await {
                 let info = item.map_err(|e| match self.map(e) {
-                    EngineError::NotFound(m) | EngineError::Failed(m) => {
-                        EngineError::ImageUnavailable(format!("cannot pull {image}: {m}"))
-                    }
+                    EngineError::NotFound(m) | EngineError::Failed(m) => EngineError::ImageUnavailable(m),
                     other => other,
                 })?;
                 if let (Some(id), Some(detail)) = (info.id.clone(), info.progress_detail) {
@@ -330,7 +331,8 @@ impl DockerEngine for BollardEngine {
                 })
                 .collect();
             let status_text = state.status.map(|s| s.to_string()).unwrap_or_default();
-            let health = state.health.and_then(|h| h.status).map(|s| s.to_string()).filter(|s| !s.is_empty() && s != "none");
+            let health =
+                state.health.and_then(|h| h.status).map(|s| s.to_string()).filter(|s| !s.is_empty() && s != "none");
             Ok(ContainerView {
                 id: c.id.unwrap_or_default(),
                 name: c.name.unwrap_or_default().trim_start_matches('/').to_string(),
@@ -357,15 +359,28 @@ impl DockerEngine for BollardEngine {
                 .map(|c| {
                     let status = c.status.unwrap_or_default();
                     // Older daemons have no `health` in the summary; the status line carries it.
-                    let health = c.health.and_then(|h| h.status).map(|s| s.to_string()).filter(|s| !s.is_empty() && s != "none").or_else(|| {
-                        ["healthy", "unhealthy", "starting"]
-                            .into_iter()
-                            .find(|h| status.contains(&format!("({h})")) || (*h == "starting" && status.contains("(health: starting)")))
-                            .map(String::from)
-                    });
+                    let health = c
+                        .health
+                        .and_then(|h| h.status)
+                        .map(|s| s.to_string())
+                        .filter(|s| !s.is_empty() && s != "none")
+                        .or_else(|| {
+                            ["healthy", "unhealthy", "starting"]
+                                .into_iter()
+                                .find(|h| {
+                                    status.contains(&format!("({h})"))
+                                        || (*h == "starting" && status.contains("(health: starting)"))
+                                })
+                                .map(String::from)
+                        });
                     ContainerView {
                         id: c.id.unwrap_or_default(),
-                        name: c.names.unwrap_or_default().first().map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default(),
+                        name: c
+                            .names
+                            .unwrap_or_default()
+                            .first()
+                            .map(|n| n.trim_start_matches('/').to_string())
+                            .unwrap_or_default(),
                         image: c.image.unwrap_or_default(),
                         labels: btree(c.labels),
                         state: c.state.map(|s| s.to_string()).unwrap_or_default(),
@@ -399,8 +414,12 @@ impl DockerEngine for BollardEngine {
                 Ok(bollard::container::LogOutput::StdErr { message }) => {
                     Ok(LogChunk { stderr: true, text: String::from_utf8_lossy(&message).into_owned() })
                 }
-                Ok(out) => Ok(LogChunk { stderr: false, text: String::from_utf8_lossy(&out.into_bytes()).into_owned() }),
-                Err(BollardError::DockerResponseServerError { status_code: 404, message }) => Err(EngineError::NotFound(message)),
+                Ok(out) => {
+                    Ok(LogChunk { stderr: false, text: String::from_utf8_lossy(&out.into_bytes()).into_owned() })
+                }
+                Err(BollardError::DockerResponseServerError { status_code: 404, message }) => {
+                    Err(EngineError::NotFound(message))
+                }
                 Err(e) => Err(unavailable(&host, &e)),
             })
             .boxed()
@@ -489,7 +508,11 @@ fn container_body(spec: ContainerCreate) -> ContainerCreateBody {
         ulimits: Some(
             spec.ulimits
                 .iter()
-                .map(|(name, soft, hard)| ResourcesUlimits { name: Some(name.clone()), soft: Some(*soft), hard: Some(*hard) })
+                .map(|(name, soft, hard)| ResourcesUlimits {
+                    name: Some(name.clone()),
+                    soft: Some(*soft),
+                    hard: Some(*hard),
+                })
                 .collect(),
         ),
         extra_hosts: Some(spec.extra_hosts.clone()),
@@ -503,7 +526,11 @@ fn container_body(spec: ContainerCreate) -> ContainerCreateBody {
                     let on_host = parts.next().unwrap_or_default().to_string();
                     let in_container = parts.next().map(String::from).unwrap_or_else(|| on_host.clone());
                     let perms = parts.next().unwrap_or("rwm").to_string();
-                    DeviceMapping { path_on_host: Some(on_host), path_in_container: Some(in_container), cgroup_permissions: Some(perms) }
+                    DeviceMapping {
+                        path_on_host: Some(on_host),
+                        path_in_container: Some(in_container),
+                        cgroup_permissions: Some(perms),
+                    }
                 })
                 .collect(),
         ),

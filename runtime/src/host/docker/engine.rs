@@ -71,10 +71,20 @@ pub struct ContainerView {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MountSpec {
     /// An absolute host path.
-    Bind { source: String, target: String, read_only: bool },
+    Bind {
+        source: String,
+        target: String,
+        read_only: bool,
+    },
     /// A named volume (full engine name) or, with an empty source, an anonymous one.
-    Volume { source: String, target: String, read_only: bool },
-    Tmpfs { target: String },
+    Volume {
+        source: String,
+        target: String,
+        read_only: bool,
+    },
+    Tmpfs {
+        target: String,
+    },
 }
 
 /// A healthcheck with durations in nanoseconds, as the engine wants them.
@@ -153,7 +163,11 @@ pub trait DockerEngine: Send + Sync {
 
     fn list_networks(&self, label: &str) -> BoxFut<'_, Result<Vec<NetworkView>, EngineError>>;
     fn inspect_network<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<NetworkView, EngineError>>;
-    fn create_network<'a>(&'a self, name: &'a str, labels: BTreeMap<String, String>) -> BoxFut<'a, Result<String, EngineError>>;
+    fn create_network<'a>(
+        &'a self,
+        name: &'a str,
+        labels: BTreeMap<String, String>,
+    ) -> BoxFut<'a, Result<String, EngineError>>;
     fn remove_network<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<(), EngineError>>;
     /// Attaches a created container to one more network, with DNS aliases.
     fn connect_network<'a>(
@@ -164,7 +178,11 @@ pub trait DockerEngine: Send + Sync {
     ) -> BoxFut<'a, Result<(), EngineError>>;
 
     fn list_volumes(&self, label: &str) -> BoxFut<'_, Result<Vec<VolumeView>, EngineError>>;
-    fn create_volume<'a>(&'a self, name: &'a str, labels: BTreeMap<String, String>) -> BoxFut<'a, Result<(), EngineError>>;
+    fn create_volume<'a>(
+        &'a self,
+        name: &'a str,
+        labels: BTreeMap<String, String>,
+    ) -> BoxFut<'a, Result<(), EngineError>>;
     fn remove_volume<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<(), EngineError>>;
 
     fn image_exists<'a>(&'a self, image: &'a str) -> BoxFut<'a, Result<bool, EngineError>>;

@@ -22,8 +22,8 @@ use crate::bindings::docker as wit;
 use crate::bindings::sandbox::Denial;
 use crate::error::HostAbort;
 use crate::sandbox::{Denial as RecordedDenial, HostState, HostWait};
-pub use scope::{DockerError, DockerGrants, ScopedDocker};
 use scope::{ContainerRequest, LogLine, MountRequest, PortRequest, ProjectContainer, ProjectEvent};
+pub use scope::{DockerError, DockerGrants, ScopedDocker};
 
 /// Host side of a `log-stream`: merged lines of several containers.
 pub struct LogStream {
@@ -109,14 +109,23 @@ fn request(s: wit::ContainerSpec) -> ContainerRequest {
         ports: s
             .ports
             .into_iter()
-            .map(|p| PortRequest { container_port: p.container_port, protocol: p.protocol, host_ip: p.host_ip, host_port: p.host_port })
+            .map(|p| PortRequest {
+                container_port: p.container_port,
+                protocol: p.protocol,
+                host_ip: p.host_ip,
+                host_port: p.host_port,
+            })
             .collect(),
         mounts: s
             .mounts
             .into_iter()
             .map(|m| match m.kind {
-                wit::MountKind::Bind => MountRequest::Bind { source: m.source, target: m.target, read_only: m.read_only },
-                wit::MountKind::Volume => MountRequest::Volume { key: m.source, target: m.target, read_only: m.read_only },
+                wit::MountKind::Bind => {
+                    MountRequest::Bind { source: m.source, target: m.target, read_only: m.read_only }
+                }
+                wit::MountKind::Volume => {
+                    MountRequest::Volume { key: m.source, target: m.target, read_only: m.read_only }
+                }
                 wit::MountKind::Tmpfs => MountRequest::Tmpfs { target: m.target },
             })
             .collect(),
@@ -162,9 +171,14 @@ impl HostState {
         Fut: Future<Output = Result<T, DockerError>>,
     {
         let Some(docker) = self.docker.clone() else {
-            let reason = format!("docker {operation} is not granted: this component was not started as a deployment driver");
+            let reason =
+                format!("docker {operation} is not granted: this component was not started as a deployment driver");
             let hint = "Docker is granted only to deployment drivers run by `operator deploy`".to_string();
-            self.denials.push(RecordedDenial { capability: "docker".into(), reason: reason.clone(), hint: hint.clone() });
+            self.denials.push(RecordedDenial {
+                capability: "docker".into(),
+                reason: reason.clone(),
+                hint: hint.clone(),
+            });
             return Ok(Err(wit::DockerError::Denied(Denial { reason, hint })));
         };
         let clock = self.clock.clone();
@@ -172,7 +186,11 @@ impl HostState {
             Ok(Ok(v)) => Ok(Ok(v)),
             Ok(Err(e)) => {
                 if let DockerError::Denied { reason, hint } = &e {
-                    self.denials.push(RecordedDenial { capability: "docker".into(), reason: reason.clone(), hint: hint.clone() });
+                    self.denials.push(RecordedDenial {
+                        capability: "docker".into(),
+                        reason: reason.clone(),
+                        hint: hint.clone(),
+                    });
                 }
                 Ok(Err(to_wit_error(e)))
             }
@@ -224,7 +242,10 @@ impl wit::Host for HostState {
             let list = d.list_volumes().await?;
             Ok(list
                 .into_iter()
-                .map(|v| wit::VolumeInfo { key: v.labels.get(scope::labels::VOLUME).cloned().unwrap_or_default(), name: v.name })
+                .map(|v| wit::VolumeInfo {
+                    key: v.labels.get(scope::labels::VOLUME).cloned().unwrap_or_default(),
+                    name: v.name,
+                })
                 .collect())
         })
         .await
@@ -268,12 +289,18 @@ impl wit::Host for HostState {
     ) -> wasmtime::Result<Result<(), wit::DockerError>> {
         self.docker("remove-container", |d| async move { d.remove_container(&name, remove_volumes).await }).await
     }
-    async fn inspect_container(&mut self, name: String) -> wasmtime::Result<Result<wit::ContainerInfo, wit::DockerError>> {
+    async fn inspect_container(
+        &mut self,
+        name: String,
+    ) -> wasmtime::Result<Result<wit::ContainerInfo, wit::DockerError>> {
         self.docker("inspect-container", |d| async move { d.inspect_container(&name).await.map(info) }).await
     }
     async fn list_containers(&mut self) -> wasmtime::Result<Result<Vec<wit::ContainerInfo>, wit::DockerError>> {
-        self.docker("list-containers", |d| async move { Ok(d.list_containers().await?.into_iter().map(info).collect()) })
-            .await
+        self.docker(
+            "list-containers",
+            |d| async move { Ok(d.list_containers().await?.into_iter().map(info).collect()) },
+        )
+        .await
     }
     async fn container_logs(
         &mut self,
@@ -281,10 +308,12 @@ impl wit::Host for HostState {
         tail: Option<u32>,
         follow: bool,
     ) -> wasmtime::Result<Result<Resource<LogStream>, wit::DockerError>> {
-        let rx = match self.docker("container-logs", |d| async move { d.container_logs(&names, tail, follow).await }).await? {
-            Ok(rx) => rx,
-            Err(e) => return Ok(Err(e)),
-        };
+        let rx =
+            match self.docker("container-logs", |d| async move { d.container_logs(&names, tail, follow).await }).await?
+            {
+                Ok(rx) => rx,
+                Err(e) => return Ok(Err(e)),
+            };
         Ok(Ok(self.table().push(LogStream { rx })?))
     }
     async fn subscribe_events(&mut self) -> wasmtime::Result<Result<Resource<EventStream>, wit::DockerError>> {

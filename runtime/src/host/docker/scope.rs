@@ -82,10 +82,20 @@ impl From<EngineError> for DockerError {
 /// A mount as a driver asks for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MountRequest {
-    Bind { source: String, target: String, read_only: bool },
+    Bind {
+        source: String,
+        target: String,
+        read_only: bool,
+    },
     /// A project volume by key (empty: anonymous).
-    Volume { key: String, target: String, read_only: bool },
-    Tmpfs { target: String },
+    Volume {
+        key: String,
+        target: String,
+        read_only: bool,
+    },
+    Tmpfs {
+        target: String,
+    },
 }
 
 /// A published port as a driver asks for it.
@@ -223,7 +233,9 @@ impl ScopedDocker {
 
     fn deny(&self, reason: String, grant: &str) -> DockerError {
         let hint = match &self.grants.manifest {
-            Some(path) => format!("add `{grant}` to [deployment.docker] in {} if this project really needs it", path.display()),
+            Some(path) => {
+                format!("add `{grant}` to [deployment.docker] in {} if this project really needs it", path.display())
+            }
             None => format!("this needs the grant `{grant}` in the subject's [deployment.docker] manifest section"),
         };
         DockerError::Denied { reason, hint }
@@ -363,11 +375,15 @@ impl ScopedDocker {
         check_image(&r.image)?;
 
         if r.privileged && !self.grants.privileged {
-            return Err(self.deny(format!("service {}: privileged containers are not granted", r.service), "privileged = true"));
+            return Err(
+                self.deny(format!("service {}: privileged containers are not granted", r.service), "privileged = true")
+            );
         }
         let host_mode = |mode: &Option<String>| mode.as_deref() == Some("host");
         if host_mode(&r.network_mode) && !self.grants.host_network {
-            return Err(self.deny(format!("service {}: network_mode host is not granted", r.service), "host-network = true"));
+            return Err(
+                self.deny(format!("service {}: network_mode host is not granted", r.service), "host-network = true")
+            );
         }
         if let Some(mode) = r.network_mode.as_deref()
             && !matches!(mode, "host" | "none" | "bridge")
@@ -387,22 +403,33 @@ impl ScopedDocker {
             if let Some(m) = mode.as_deref()
                 && !matches!(m, "host" | "private" | "shareable" | "")
             {
-                return Err(self.deny(format!("service {}: {what} mode `{m}` is not allowed", r.service), "host-pid = true"));
+                return Err(
+                    self.deny(format!("service {}: {what} mode `{m}` is not allowed", r.service), "host-pid = true")
+                );
             }
         }
         let caps: Vec<&String> = r.cap_add.iter().filter(|c| !self.grants.cap_add.contains(c)).collect();
         if !caps.is_empty() {
             let list = caps.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ");
-            return Err(self.deny(format!("service {}: added capabilities {list} are not granted", r.service), &format!("cap-add = [{list}]")));
+            return Err(self.deny(
+                format!("service {}: added capabilities {list} are not granted", r.service),
+                &format!("cap-add = [{list}]"),
+            ));
         }
         let devices: Vec<&String> = r.devices.iter().filter(|d| !self.grants.devices.contains(d)).collect();
         if !devices.is_empty() {
             let list = devices.iter().map(|d| format!("\"{d}\"")).collect::<Vec<_>>().join(", ");
-            return Err(self.deny(format!("service {}: devices {list} are not granted", r.service), &format!("devices = [{list}]")));
+            return Err(self.deny(
+                format!("service {}: devices {list} are not granted", r.service),
+                &format!("devices = [{list}]"),
+            ));
         }
         for (k, _) in &r.labels {
             if k.starts_with("com.docker.compose.") {
-                return Err(DockerError::Failed(format!("service {}: label `{k}` is reserved for the host", r.service)));
+                return Err(DockerError::Failed(format!(
+                    "service {}: label `{k}` is reserved for the host",
+                    r.service
+                )));
             }
         }
 
@@ -499,7 +526,10 @@ impl ScopedDocker {
         let docker_socket = real.ends_with("docker.sock") || (is_socket && real.to_string_lossy().contains("docker"));
         if docker_socket && !self.grants.docker_socket {
             return Err(self.deny(
-                format!("service {service}: mounting the Docker socket ({}) would hand the container the whole engine", real.display()),
+                format!(
+                    "service {service}: mounting the Docker socket ({}) would hand the container the whole engine",
+                    real.display()
+                ),
                 "docker-socket = true",
             ));
         }
@@ -523,7 +553,10 @@ impl ScopedDocker {
         let spec = self.plan_container(r)?;
         for (network, _) in &spec.networks {
             if !self.list_networks().await?.iter().any(|n| &n.name == network) {
-                return Err(DockerError::NotFound(format!("service {}: network {network} does not exist; create it first", r.service)));
+                return Err(DockerError::NotFound(format!(
+                    "service {}: network {network} does not exist; create it first",
+                    r.service
+                )));
             }
         }
         let name = spec.name.clone();
@@ -627,7 +660,12 @@ impl ScopedDocker {
                 }
                 for (i, rest) in partial.iter().enumerate() {
                     if !rest.is_empty() {
-                        let line = LogLine { service: c.service.clone(), container: c.view.name.clone(), stderr: i == 1, line: rest.clone() };
+                        let line = LogLine {
+                            service: c.service.clone(),
+                            container: c.view.name.clone(),
+                            stderr: i == 1,
+                            line: rest.clone(),
+                        };
                         let _ = tx.send(line).await;
                     }
                 }
@@ -670,7 +708,11 @@ fn project_container(view: ContainerView) -> ProjectContainer {
 
 /// An image reference: no whitespace or control characters, no leading `-` (an option).
 fn check_image(image: &str) -> Result<(), DockerError> {
-    if image.is_empty() || image.starts_with('-') || image.chars().any(|c| c.is_whitespace() || c.is_control()) || image.len() > 512 {
+    if image.is_empty()
+        || image.starts_with('-')
+        || image.chars().any(|c| c.is_whitespace() || c.is_control())
+        || image.len() > 512
+    {
         return Err(DockerError::Failed(format!("`{image}` is not an image reference")));
     }
     Ok(())

@@ -1,0 +1,341 @@
+//! `operator deploy local ...` against the real Docker engine: the etcd subject end to end,
+//! the failures that must leave nothing behind, and a hostile driver against the scoped
+//! Docker capability.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use serde_json::Value;
+
+use crate::harness::{Run, operator, root, run, test_component};
+
+/// Docker tests share one engine (and two cores): one at a time.
+fn docker_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The etcd subject's images, built once from Debian's binaries.
+fn etcd_images() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let out = Command::new(root().join("subjects/etcd/build-images")).output().expect("run build-images");
+        assert!(out.status.success(), "build-images failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    });
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().expect("docker");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Everything (containers, networks, volumes) labelled with `project`.
+fn leftovers(project: &str) -> Vec<String> {
+    let filter = format!("label=com.docker.compose.project={project}");
+    let mut all = Vec::new();
+    for kind in [
+        &["ps", "-a", "--format", "{{.Names}}"][..],
+        &["network", "ls", "--format", "{{.Name}}"],
+        &["volume", "ls", "--format", "{{.Name}}"],
+    ] {
+        let mut args: Vec<&str> = kind.to_vec();
+        args.extend(["--filter", &filter]);
+        all.extend(docker(&args).lines().filter(|l| !l.is_empty()).map(String::from));
+    }
+    all
+}
+
+/// Removes whatever a test left (so one failure does not cascade).
+fn scrub(project: &str) {
+    let filter = format!("label=com.docker.compose.project={project}");
+    for id in docker(&["ps", "-aq", "--filter", &filter]).lines() {
+        docker(&["rm", "-f", id]);
+    }
+    for id in docker(&["network", "ls", "-q", "--filter", &filter]).lines() {
+        docker(&["network", "rm", id]);
+    }
+    for id in docker(&["volume", "ls", "-q", "--filter", &filter]).lines() {
+        docker(&["volume", "rm", "-f", id]);
+    }
+}
+
+/// `operator deploy local <args>` for the etcd subject with free host ports.
+fn etcd(project: &str, args: &[&str]) -> Run {
+    let mut cmd = operator();
+    cmd.args(["deploy", "local"]).args(args).args(["etcd", "-p", project]);
+    for v in ["ETCD1_PORT", "ETCD2_PORT", "ETCD3_PORT", "ETCD_PROMETHEUS_PORT"] {
+        cmd.env(v, "");
+    }
+    run(&mut cmd)
+}
+
+fn host_port(status: &Value, service: &str) -> String {
+    let s = status.as_array().expect("array").iter().find(|s| s["service"] == service).expect("service");
+    let port = s["ports"][0].as_str().expect("a published port");
+    port.split("->").next().and_then(|p| p.rsplit(':').next()).expect("host port").to_string()
+}
+
+fn http_post(port: &str, path: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).expect("connect");
+    write!(s, "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+        .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    out
+}
+
+#[test]
+fn etcd_comes_up_healthy_with_a_quorum_and_down_leaves_nothing() {
+    let _lock = docker_lock();
+    etcd_images();
+    let project = format!("e2e-etcd-{}", std::process::id());
+    scrub(&project);
+
+    etcd(&project, &["up", "--wait", "--wait-timeout", "120s"])
+        .expect_code(0)
+        .stdout_has("etcd1")
+        .stdout_has("healthy");
+    let status: Value = serde_json::from_str(&etcd(&project, &["status", "--output", "json"]).stdout).expect("json");
+    assert_eq!(status.as_array().map(Vec::len), Some(4));
+    assert!(status.as_array().expect("array").iter().all(|s| s["health"] == "healthy"), "{status}");
+
+    // A real quorum: write through one member, read through another.
+    let put = http_post(&host_port(&status, "etcd1"), "/v3/kv/put", r#"{"key":"b3BlcmF0b3I=","value":"d29ya3M="}"#);
+    assert!(put.contains("\"revision\""), "{put}");
+    let get = http_post(&host_port(&status, "etcd3"), "/v3/kv/range", r#"{"key":"b3BlcmF0b3I="}"#);
+    assert!(get.contains("d29ya3M="), "{get}");
+
+    // docker-compose sees the same containers.
+    let file = root().join("subjects/etcd/docker-compose.yaml");
+    let ps = Command::new("docker-compose")
+        .arg("-f")
+        .arg(&file)
+        .args(["-p", &project, "ps"])
+        .output()
+        .expect("docker-compose ps");
+    let ps = String::from_utf8_lossy(&ps.stdout);
+    for n in 1..=3 {
+        assert!(ps.contains(&format!("{project}-etcd{n}-1")), "{ps}");
+    }
+
+    etcd(&project, &["logs", "--service", "etcd1", "--tail", "5"]).expect_code(0).stdout_has("etcd1-1");
+    let ids_before = docker(&["ps", "-q", "--filter", &format!("label=com.docker.compose.project={project}")]);
+    etcd(&project, &["restart", "--service", "etcd2"]).expect_code(0);
+    etcd(&project, &["up", "--wait"]).expect_code(0);
+    let ids_after = docker(&["ps", "-q", "--filter", &format!("label=com.docker.compose.project={project}")]);
+    let sorted = |s: &str| {
+        let mut v: Vec<String> = s.lines().map(String::from).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(&ids_before), sorted(&ids_after), "up again reused every container");
+
+    etcd(&project, &["down", "--volumes"]).expect_code(0);
+    assert_eq!(leftovers(&project), Vec::<String>::new());
+}
+
+/// A project folder with one compose file.
+fn project_dir(compose: &str, manifest: Option<&str>) -> (tempfile::TempDir, PathBuf) {
+    let subjects = tempfile::tempdir().expect("tempdir");
+    let dir = subjects.path().join("case");
+    std::fs::create_dir(&dir).expect("mkdir");
+    std::fs::write(dir.join("docker-compose.yaml"), compose).expect("write");
+    std::fs::write(dir.join("operator.toml"), manifest.unwrap_or("")).expect("write");
+    (subjects, dir)
+}
+
+fn deploy_case(subjects: &Path, project: &str, args: &[&str]) -> Run {
+    run(operator()
+        .arg("--subjects-dir")
+        .arg(subjects)
+        .args(["deploy", "local"])
+        .args(args)
+        .args(["case", "-p", project]))
+}
+
+#[test]
+fn a_missing_image_fails_before_creating_anything() {
+    let _lock = docker_lock();
+    let project = format!("e2e-missing-{}", std::process::id());
+    let (subjects, _) = project_dir("services:\n  a:\n    image: operator/does-not-exist:1\n", None);
+    deploy_case(subjects.path(), &project, &["up", "--wait"])
+        .expect_code(1)
+        .stderr_has("image operator/does-not-exist:1 is not present and cannot be pulled");
+    assert_eq!(leftovers(&project), Vec::<String>::new());
+}
+
+#[test]
+fn a_service_that_never_becomes_healthy_times_out_and_is_rolled_back() {
+    let _lock = docker_lock();
+    etcd_images();
+    let project = format!("e2e-unhealthy-{}", std::process::id());
+    let compose = r#"
+services:
+  sick:
+    image: operator/etcd:3.4.23-debian
+    command: ["etcd", "--data-dir=/tmp/d"]
+    healthcheck:
+      test: ["CMD", "etcdctl", "--endpoints=http://127.0.0.1:1", "--dial-timeout=200ms", "endpoint", "health"]
+      interval: 1s
+      retries: 1000
+volumes:
+  data:
+"#;
+    let (subjects, _) = project_dir(compose, None);
+    deploy_case(subjects.path(), &project, &["up", "--wait-timeout", "6s"])
+        .expect_code(1)
+        .stderr_has("error: timeout: application not healthy after 6s");
+    assert_eq!(leftovers(&project), Vec::<String>::new());
+    scrub(&project);
+}
+
+#[test]
+fn a_dependency_exiting_non_zero_fails_its_dependent_and_is_rolled_back() {
+    let _lock = docker_lock();
+    etcd_images();
+    let project = format!("e2e-depfail-{}", std::process::id());
+    let compose = r#"
+services:
+  job:
+    image: operator/etcd:3.4.23-debian
+    command: ["etcdctl", "--endpoints=http://127.0.0.1:1", "--dial-timeout=200ms", "get", "x"]
+  app:
+    image: operator/etcd:3.4.23-debian
+    command: ["etcd", "--data-dir=/tmp/d"]
+    depends_on:
+      job:
+        condition: service_completed_successfully
+"#;
+    let (subjects, _) = project_dir(compose, None);
+    deploy_case(subjects.path(), &project, &["up", "--wait-timeout", "60s"]).expect_code(1).stderr_has(
+        "error: unhealthy: dependency failed to start: service \"job\" didn't complete successfully: exit 1",
+    );
+    assert_eq!(leftovers(&project), Vec::<String>::new());
+    scrub(&project);
+}
+
+#[test]
+fn an_invalid_compose_file_gives_file_line_and_reason() {
+    let _lock = docker_lock();
+    let project = format!("e2e-invalid-{}", std::process::id());
+    let (subjects, dir) = project_dir("services:\n  a:\n    image: x\n    ports:\n      - \"80:eighty\"\n", None);
+    let file = dir.join("docker-compose.yaml").canonicalize().expect("path");
+    deploy_case(subjects.path(), &project, &["up"]).expect_code(1).stderr_has(&format!(
+        "error: invalid-project: {}:5: services.a.ports: `80:eighty` is not a port mapping",
+        file.display()
+    ));
+    let (subjects, dir) = project_dir("services:\n  a:\n    image: [x\n", None);
+    let file = dir.join("docker-compose.yaml").canonicalize().expect("path");
+    deploy_case(subjects.path(), &project, &["up"])
+        .expect_code(1)
+        .stderr_has(&format!("error: invalid-project: {}: line 3 column 12: unclosed bracket", file.display()));
+    assert_eq!(leftovers(&project), Vec::<String>::new());
+}
+
+#[test]
+fn an_unreachable_daemon_is_a_clear_error() {
+    let (subjects, _) = project_dir("services:\n  a:\n    image: x\n", None);
+    let r = run(operator()
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .arg("--subjects-dir")
+        .arg(subjects.path())
+        .args(["deploy", "local", "up", "case"]));
+    r.expect_code(1)
+        .stderr_has("cannot reach the Docker daemon at unix:///nonexistent/docker.sock")
+        .stderr_has("is Docker running");
+}
+
+#[test]
+fn a_hostile_driver_cannot_leave_its_project() {
+    let _lock = docker_lock();
+    etcd_images();
+    let project = format!("e2e-hostile-{}", std::process::id());
+    let foreign = format!("operator-e2e-foreign-{}", std::process::id());
+    let foreign_network = format!("{project}_sneaky");
+    docker(&["rm", "-f", &foreign]);
+    docker(&["create", "--name", &foreign, "operator/etcd:3.4.23-debian"]);
+    docker(&["network", "create", &foreign_network]);
+    let driver = test_component("hostile-driver");
+    let manifest = format!("[deployment]\ndriver = \"{}\"\n", driver.display());
+
+    let attack = |name: &str, target: &str| {
+        let compose = format!("services:\n  a:\n    image: x\nx-attack: {name}\nx-target: {target}\n");
+        let (subjects, _) = project_dir(&compose, Some(&manifest));
+        deploy_case(subjects.path(), &project, &["up"])
+    };
+    let denied = [
+        ("privileged", "privileged containers are not granted", "privileged = true"),
+        ("host-network", "network_mode host is not granted", "host-network = true"),
+        ("host-pid", "pid host is not granted", "host-pid = true"),
+        ("join-foreign", "would join a namespace outside the project", ""),
+        ("cap-add", "added capabilities \"SYS_ADMIN\" are not granted", "cap-add = [\"SYS_ADMIN\"]"),
+        ("device", "devices \"/dev/kmsg\" are not granted", "devices = [\"/dev/kmsg\"]"),
+        ("docker-socket", "mounting the Docker socket", "docker-socket = true"),
+        ("host-path", "bind mount of /etc is outside the project folder", "host-paths = [\"/etc\"]"),
+        ("relative-escape", "bind mount of /etc is outside the project folder", ""),
+    ];
+    for (name, reason, grant) in denied {
+        let r = attack(name, "");
+        r.expect_code(1).stderr_has("error: docker: denied:").stderr_has(reason);
+        r.stderr_has(&format!("hint: add `{grant}"));
+    }
+    attack("spoof-label", "").expect_code(1).stderr_has("label `com.docker.compose.project` is reserved");
+
+    let r = attack("list-foreign", "");
+    r.expect_code(1).stderr_has("saw: [");
+    assert!(!r.stderr.contains(&foreign), "the driver saw a foreign container: {}", r.stderr);
+    for a in ["inspect-foreign", "stop-foreign", "remove-foreign", "restart-foreign", "logs-foreign"] {
+        attack(a, &foreign)
+            .expect_code(1)
+            .stderr_has(&format!("NotFound(\"no container `{foreign}` in project {project}\")"));
+    }
+    attack("remove-foreign-network", "sneaky").expect_code(1).stderr_has("NotFound(\"no network `sneaky`");
+
+    // Everything outside the project is as it was, and nothing of the project exists.
+    assert!(
+        docker(&["ps", "-a", "--format", "{{.Names}}"]).lines().any(|n| n == foreign),
+        "the foreign container is gone"
+    );
+    assert!(docker(&["network", "ls", "--format", "{{.Name}}"]).lines().any(|n| n == foreign_network));
+    assert_eq!(leftovers(&project), Vec::<String>::new());
+    docker(&["rm", "-f", &foreign]);
+    docker(&["network", "rm", &foreign_network]);
+}
+
+#[test]
+fn an_interrupted_up_is_cleaned_by_down_even_without_the_compose_file() {
+    let _lock = docker_lock();
+    etcd_images();
+    let project = format!("e2e-interrupt-{}", std::process::id());
+    scrub(&project);
+    // A copy of the etcd subject, so its compose file can be taken away afterwards.
+    let subjects = tempfile::tempdir().expect("tempdir");
+    let dir = subjects.path().join("case");
+    std::fs::create_dir(&dir).expect("mkdir");
+    for f in ["docker-compose.yaml", "prometheus.yml", "operator.toml"] {
+        std::fs::copy(root().join("subjects/etcd").join(f), dir.join(f)).expect("copy");
+    }
+    let mut cmd = operator();
+    cmd.arg("--subjects-dir").arg(subjects.path()).args(["deploy", "local", "up", "case", "--wait", "-p", &project]);
+    for v in ["ETCD1_PORT", "ETCD2_PORT", "ETCD3_PORT", "ETCD_PROMETHEUS_PORT"] {
+        cmd.env(v, "");
+    }
+    let child = cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().expect("spawn");
+    // Interrupt once the project has containers.
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while docker(&["ps", "-aq", "--filter", &format!("label=com.docker.compose.project={project}")]).trim().is_empty() {
+        assert!(std::time::Instant::now() < give_up, "up never created a container");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("interrupted: run `operator deploy local down"), "{stderr}");
+    assert!(!leftovers(&project).is_empty());
+
+    std::fs::remove_file(dir.join("docker-compose.yaml")).expect("remove");
+    deploy_case(subjects.path(), &project, &["down", "--volumes"]).expect_code(0);
+    assert_eq!(leftovers(&project), Vec::<String>::new());
+}
