@@ -657,3 +657,226 @@ pub fn restart(input: &ProjectInput, services: &[String], host: &dyn Host) -> Re
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+    use crate::bindings::exports::operator::core::deployment_target::ComposeFile;
+
+    /// An in-memory engine: containers start healthy at once (or as `sick` says).
+    #[derive(Default)]
+    struct Fake {
+        containers: RefCell<Vec<ContainerInfo>>,
+        networks: RefCell<Vec<String>>,
+        volumes: RefCell<Vec<String>>,
+        images: Vec<String>,
+        sick: Vec<String>,
+        ops: RefCell<Vec<String>>,
+        next_id: RefCell<u32>,
+    }
+
+    impl Fake {
+        fn op(&self, s: String) {
+            self.ops.borrow_mut().push(s);
+        }
+        fn ids(&self) -> Vec<String> {
+            self.containers.borrow().iter().map(|c| c.id.clone()).collect()
+        }
+    }
+
+    impl Host for Fake {
+        fn create_network(&self, key: &str) -> Result<NetworkInfo, DockerError> {
+            self.networks.borrow_mut().push(key.into());
+            Ok(NetworkInfo { key: key.into(), name: format!("p_{key}"), id: key.into() })
+        }
+        fn remove_network(&self, key: &str) -> Result<(), DockerError> {
+            self.networks.borrow_mut().retain(|n| n != key);
+            Ok(())
+        }
+        fn list_networks(&self) -> Result<Vec<NetworkInfo>, DockerError> {
+            Ok(self.networks.borrow().iter().map(|k| NetworkInfo { key: k.clone(), name: format!("p_{k}"), id: k.clone() }).collect())
+        }
+        fn create_volume(&self, key: &str) -> Result<VolumeInfo, DockerError> {
+            if !self.volumes.borrow().contains(&key.to_string()) {
+                self.volumes.borrow_mut().push(key.into());
+            }
+            Ok(VolumeInfo { key: key.into(), name: format!("p_{key}") })
+        }
+        fn remove_volume(&self, key: &str) -> Result<(), DockerError> {
+            self.volumes.borrow_mut().retain(|v| v != key);
+            Ok(())
+        }
+        fn list_volumes(&self) -> Result<Vec<VolumeInfo>, DockerError> {
+            Ok(self.volumes.borrow().iter().map(|k| VolumeInfo { key: k.clone(), name: format!("p_{k}") }).collect())
+        }
+        fn image_present(&self, image: &str) -> Result<bool, DockerError> {
+            Ok(self.images.iter().any(|i| i == image))
+        }
+        fn pull_image(&self, image: &str) -> Result<(), DockerError> {
+            Err(DockerError::ImageUnavailable(format!("image {image} is not present and cannot be pulled")))
+        }
+        fn create_container(&self, spec: &ContainerSpec) -> Result<ContainerInfo, DockerError> {
+            let name = spec.container_name.clone().unwrap_or_else(|| format!("p-{}-1", spec.service));
+            *self.next_id.borrow_mut() += 1;
+            let c = ContainerInfo {
+                id: format!("id{}", self.next_id.borrow()),
+                name: name.clone(),
+                service: spec.service.clone(),
+                number: 1,
+                image: spec.image.clone(),
+                state: "created".into(),
+                health: None,
+                exit_code: None,
+                status: String::new(),
+                ports: vec![],
+                config_hash: spec.config_hash.clone(),
+                depends_on: spec.depends_on.clone(),
+            };
+            self.op(format!("create {name}"));
+            self.containers.borrow_mut().push(c.clone());
+            Ok(c)
+        }
+        fn start_container(&self, name: &str) -> Result<(), DockerError> {
+            self.op(format!("start {name}"));
+            for c in self.containers.borrow_mut().iter_mut().filter(|c| c.name == name) {
+                c.state = "running".into();
+                c.health = Some(if self.sick.contains(&c.service) { "unhealthy" } else { "healthy" }.into());
+            }
+            Ok(())
+        }
+        fn stop_container(&self, name: &str, _t: Option<u64>) -> Result<(), DockerError> {
+            self.op(format!("stop {name}"));
+            for c in self.containers.borrow_mut().iter_mut().filter(|c| c.name == name) {
+                c.state = "exited".into();
+            }
+            Ok(())
+        }
+        fn restart_container(&self, name: &str, _t: Option<u64>) -> Result<(), DockerError> {
+            self.op(format!("restart {name}"));
+            Ok(())
+        }
+        fn remove_container(&self, name: &str, _v: bool) -> Result<(), DockerError> {
+            self.op(format!("remove {name}"));
+            self.containers.borrow_mut().retain(|c| c.name != name);
+            Ok(())
+        }
+        fn inspect_container(&self, name: &str) -> Result<ContainerInfo, DockerError> {
+            self.containers.borrow().iter().find(|c| c.name == name).cloned().ok_or_else(|| DockerError::NotFound(name.into()))
+        }
+        fn list_containers(&self) -> Result<Vec<ContainerInfo>, DockerError> {
+            Ok(self.containers.borrow().clone())
+        }
+        fn next_events(&self, _timeout_ms: u32) -> Result<Vec<ContainerEvent>, DockerError> {
+            Ok(vec![])
+        }
+        fn subscribe(&self) -> Result<(), DockerError> {
+            Ok(())
+        }
+        fn now_ms(&self) -> u64 {
+            0
+        }
+        fn progress(&self, _task: &str, _phase: Phase, _detail: &str) {}
+        fn log(&self, _level: Level, _message: &str) {}
+    }
+
+    const FILE: &str = r#"
+services:
+  db:
+    image: db:1
+    healthcheck: { test: [CMD, check] }
+    volumes: ["data:/data"]
+  app:
+    image: app:1
+    environment: { MODE: "${MODE:-normal}" }
+    depends_on:
+      db: { condition: service_healthy }
+volumes:
+  data:
+"#;
+
+    fn input(mode: Option<&str>) -> ProjectInput {
+        ProjectInput {
+            name: "p".into(),
+            directory: "/proj".into(),
+            files: vec![ComposeFile { path: "/proj/docker-compose.yaml".into(), contents: FILE.into() }],
+            env_file: None,
+            environment: mode.map(|m| vec![("MODE".to_string(), m.to_string())]).unwrap_or_default(),
+        }
+    }
+
+    fn fake() -> Fake {
+        Fake { images: vec!["db:1".into(), "app:1".into()], ..Fake::default() }
+    }
+
+    fn wait() -> UpOptions {
+        UpOptions { wait: true, wait_timeout_ms: Some(1000) }
+    }
+
+    #[test]
+    fn up_creates_in_dependency_order_and_a_second_up_changes_nothing() {
+        let host = fake();
+        let statuses = up(&input(None), &wait(), &host).expect("up");
+        assert_eq!(statuses.len(), 2);
+        assert_eq!(*host.ops.borrow(), ["create p-db-1", "start p-db-1", "create p-app-1", "start p-app-1"]);
+        assert_eq!(*host.networks.borrow(), ["default"]);
+        assert_eq!(*host.volumes.borrow(), ["data"]);
+        let ids = host.ids();
+        host.ops.borrow_mut().clear();
+        up(&input(None), &wait(), &host).expect("up again");
+        assert!(host.ops.borrow().is_empty(), "{:?}", host.ops.borrow());
+        assert_eq!(host.ids(), ids);
+    }
+
+    #[test]
+    fn a_changed_service_is_recreated_and_the_rest_reused() {
+        let host = fake();
+        up(&input(None), &wait(), &host).expect("up");
+        host.ops.borrow_mut().clear();
+        up(&input(Some("debug")), &wait(), &host).expect("up with a changed environment");
+        assert_eq!(*host.ops.borrow(), ["stop p-app-1", "remove p-app-1", "create p-app-1", "start p-app-1"]);
+    }
+
+    #[test]
+    fn a_failed_up_on_a_new_project_leaves_nothing() {
+        let host = Fake { sick: vec!["db".into()], ..fake() };
+        let e = up(&input(None), &wait(), &host).expect_err("db is unhealthy");
+        assert_eq!(e, DeployError::Unhealthy("dependency failed to start: container p-db-1 is unhealthy".into()));
+        assert!(host.containers.borrow().is_empty());
+        assert!(host.networks.borrow().is_empty());
+        assert!(host.volumes.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_missing_image_fails_before_anything_is_created() {
+        let host = Fake { images: vec!["db:1".into()], ..Fake::default() };
+        let e = up(&input(None), &wait(), &host).expect_err("no app image");
+        assert!(matches!(&e, DeployError::Docker(m) if m.contains("app:1")), "{e:?}");
+        assert!(host.ops.borrow().is_empty());
+        assert!(host.networks.borrow().is_empty());
+    }
+
+    #[test]
+    fn down_stops_dependents_first_and_keeps_volumes_unless_asked() {
+        let host = fake();
+        up(&input(None), &wait(), &host).expect("up");
+        host.ops.borrow_mut().clear();
+        let labels_only = ProjectInput { files: vec![], ..input(None) };
+        down(&labels_only, false, &host).expect("down");
+        assert_eq!(*host.ops.borrow(), ["stop p-app-1", "remove p-app-1", "stop p-db-1", "remove p-db-1"]);
+        assert!(host.networks.borrow().is_empty());
+        assert_eq!(*host.volumes.borrow(), ["data"]);
+        down(&labels_only, true, &host).expect("down -v");
+        assert!(host.volumes.borrow().is_empty());
+    }
+
+    #[test]
+    fn containers_get_compose_aliases_and_a_stable_hash() {
+        let project = load(&input(None), &fake()).expect("load");
+        let s = spec("p", project.service("app").expect("app"));
+        assert_eq!(s.networks[0].aliases, vec!["app".to_string(), "p-app-1".to_string()]);
+        assert_eq!(s.depends_on, vec!["db:service_healthy:false".to_string()]);
+        assert_eq!(s.environment, vec![("MODE".to_string(), "normal".to_string())]);
+    }
+}
