@@ -696,7 +696,12 @@ mod tests {
             Ok(())
         }
         fn list_networks(&self) -> Result<Vec<NetworkInfo>, DockerError> {
-            Ok(self.networks.borrow().iter().map(|k| NetworkInfo { key: k.clone(), name: format!("p_{k}"), id: k.clone() }).collect())
+            Ok(self
+                .networks
+                .borrow()
+                .iter()
+                .map(|k| NetworkInfo { key: k.clone(), name: format!("p_{k}"), id: k.clone() })
+                .collect())
         }
         fn create_volume(&self, key: &str) -> Result<VolumeInfo, DockerError> {
             if !self.volumes.borrow().contains(&key.to_string()) {
@@ -763,7 +768,12 @@ mod tests {
             Ok(())
         }
         fn inspect_container(&self, name: &str) -> Result<ContainerInfo, DockerError> {
-            self.containers.borrow().iter().find(|c| c.name == name).cloned().ok_or_else(|| DockerError::NotFound(name.into()))
+            self.containers
+                .borrow()
+                .iter()
+                .find(|c| c.name == name)
+                .cloned()
+                .ok_or_else(|| DockerError::NotFound(name.into()))
         }
         fn list_containers(&self) -> Result<Vec<ContainerInfo>, DockerError> {
             Ok(self.containers.borrow().clone())
