@@ -31,7 +31,7 @@ struct Capture {
 }
 
 /// What a capture holds once the call is over.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Captured {
     /// The kept text; a marker line shows where bytes were cut.
     pub text: String,
@@ -39,6 +39,18 @@ pub struct Captured {
     pub total: u64,
     /// Bytes dropped from the middle.
     pub dropped: u64,
+}
+
+impl std::fmt::Debug for Captured {
+    /// Shows the size and the start of the text only (a capture can be a megabyte).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let start: String = self.text.chars().take(80).collect();
+        f.debug_struct("Captured")
+            .field("total", &self.total)
+            .field("dropped", &self.dropped)
+            .field("start", &start)
+            .finish()
+    }
 }
 
 impl CappedOutput {
