@@ -30,6 +30,12 @@ fn main() {
     println!("cargo:rerun-if-changed={}", root.join("Cargo.lock").display());
     println!("cargo:rerun-if-env-changed=OPERATOR_SKIP_COMPONENT_BUILD");
 
+    // Components built outside cargo (Python ones: `components/<name>/build`) land here.
+    let target_dir = env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let target_dir = if target_dir.is_absolute() { target_dir } else { root.join(target_dir) };
+    println!("cargo:rustc-env=OPERATOR_BUILT_COMPONENTS_DIR={}", target_dir.join("components").display());
+    println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
+
     let crates = discover(&root.join("components"));
     let mut generated = String::from("/// Components built from `components/` and embedded at build time.\n");
     generated.push_str("static BUILTIN: &[Builtin] = &[\n");

@@ -135,4 +135,51 @@ fn main() {
         worst.saturating_sub(Duration::from_secs(1)),
         operator_runtime::engine::EPOCH_TICK
     );
+
+    python_component(&rt, cache.path());
+}
+
+/// The Python etcd adapter (componentize-py): size, first-run compile, cached load, a fresh
+/// instance and a `describe` call (no I/O) — the cost of carrying an interpreter.
+fn python_component(rt: &tokio::runtime::Runtime, cache: &std::path::Path) {
+    harness::etcd_component();
+    let path = harness::built_component("etcd");
+    let bytes = std::fs::read(&path).expect("etcd.wasm");
+    println!("\nPython component {} ({:.1} MiB)", path.display(), bytes.len() as f64 / (1 << 20) as f64);
+    let uncached = Runtime::new(RuntimeOptions { cache_dir: None, ..Default::default() }).expect("runtime");
+    row(
+        "compile it from bytes (first run)",
+        (0..3)
+            .map(|_| {
+                let t = Instant::now();
+                uncached.load("etcd", &bytes).expect("load");
+                t.elapsed()
+            })
+            .collect(),
+    );
+    let runtime =
+        Runtime::new(RuntimeOptions { cache_dir: Some(cache.into()), ..Default::default() }).expect("runtime");
+    runtime.load("etcd", &bytes).expect("warm the cache");
+    row(
+        "load it from the compile cache",
+        (0..20)
+            .map(|_| {
+                let t = Instant::now();
+                runtime.load("etcd", &bytes).expect("load");
+                t.elapsed()
+            })
+            .collect(),
+    );
+    let component = runtime.load("etcd", &bytes).expect("load");
+    let funcs = dynamic::exported_functions(&runtime, &component);
+    let describe = dynamic::find_function(&funcs, "describe").expect("describe").clone();
+    let policy = Policy::default();
+    let calls: Vec<Duration> = (0..50)
+        .map(|_| {
+            let t = Instant::now();
+            rt.block_on(dynamic::call(&runtime, &component, &policy, &describe, vec![])).expect("describe");
+            t.elapsed()
+        })
+        .collect();
+    row("fresh instance + describe() (no I/O)", calls);
 }

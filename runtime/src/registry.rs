@@ -2,7 +2,9 @@
 //!
 //! Components: a path (anything with a `/` or ending in `.wasm`), else `<name>.wasm` in the
 //! user's component directories (`$OPERATOR_COMPONENTS_DIR`, colon-separated, then
-//! `$XDG_DATA_HOME/operator/components`), else the components built into this binary from
+//! `$XDG_DATA_HOME/operator/components`), then `<target>/components` of the source tree this
+//! binary was built from (where `components/<name>/build` puts components that cargo does not
+//! build, such as the Python etcd adapter), else the components built into this binary from
 //! `components/`. User directories come first so a locally built adapter can stand in for a
 //! built-in one.
 //!
@@ -72,12 +74,16 @@ impl Components {
         if let Some(data) = xdg_dir("XDG_DATA_HOME", ".local/share") {
             dirs.push(data.join("operator").join("components"));
         }
+        let built = PathBuf::from(env!("OPERATOR_BUILT_COMPONENTS_DIR"));
+        if built.is_dir() {
+            dirs.push(built);
+        }
         dirs
     }
 
     /// Resolves a name or a path to a component file.
     pub fn resolve(&self, reference: &str) -> Result<ComponentFile, LoadError> {
-        if reference.contains('/') || reference.ends_with(".wasm") {
+        if is_path(reference) {
             let path = PathBuf::from(reference);
             return read_file(&path, file_stem(&path));
         }
@@ -118,6 +124,11 @@ impl Components {
         }
         seen.into_values().collect()
     }
+}
+
+/// Whether a component reference is a path (has a `/` or ends in `.wasm`) rather than a name.
+pub fn is_path(reference: &str) -> bool {
+    reference.contains('/') || reference.ends_with(".wasm")
 }
 
 fn builtin_file(b: &Builtin) -> ComponentFile {

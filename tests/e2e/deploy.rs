@@ -8,7 +8,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use serde_json::Value;
 
-use crate::harness::{Run, operator, root, run, test_component};
+use crate::harness::{Run, etcd_component, operator, root, run, test_component};
 
 /// Docker tests share one engine (and two cores): one at a time.
 fn docker_lock() -> MutexGuard<'static, ()> {
@@ -107,6 +107,9 @@ fn etcd_comes_up_healthy_with_a_quorum_and_down_leaves_nothing() {
     let get = http_post(&host_port(&status, "etcd3"), "/v3/kv/range", r#"{"key":"b3BlcmF0b3I="}"#);
     assert!(get.contains("d29ya3M="), "{get}");
 
+    // The Python adapter observes and acts on the deployed cluster.
+    subject_on_deployed_etcd(&status);
+
     // docker-compose sees the same containers.
     let file = root().join("subjects/etcd/docker-compose.yaml");
     let ps = Command::new("docker-compose")
@@ -134,6 +137,43 @@ fn etcd_comes_up_healthy_with_a_quorum_and_down_leaves_nothing() {
 
     etcd(&project, &["down", "--volumes"]).expect_code(0);
     assert_eq!(leftovers(&project), Vec::<String>::new());
+}
+
+/// `operator subject etcd` against the deployed cluster: three members, one leader, and a
+/// leader transfer the next observation shows.
+fn subject_on_deployed_etcd(status: &Value) {
+    etcd_component();
+    let mut endpoints = Vec::new();
+    for service in ["etcd1", "etcd2", "etcd3", "prometheus"] {
+        endpoints.push("--endpoint".to_string());
+        endpoints.push(format!("{service}=http://127.0.0.1:{}", host_port(status, service)));
+    }
+    let subject = |args: &[&str]| -> Value {
+        let r = run(operator().args(["subject", "etcd"]).args(args).args(["--output", "json"]).args(&endpoints));
+        r.expect_code(0);
+        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", r.stdout))
+    };
+    let stores = subject(&["stores"]);
+    let list = stores.as_array().expect("array");
+    assert_eq!(list.len(), 3, "{stores}");
+    assert!(list.iter().all(|s| s["state"] == "up"), "{stores}");
+    let leaders: Vec<&Value> = list.iter().filter(|s| s["leader_count"] == 1).collect();
+    assert_eq!(leaders.len(), 1, "{stores}");
+    let leader = leaders[0]["id"].as_u64().expect("id");
+    let follower = list.iter().filter_map(|s| s["id"].as_u64()).find(|id| *id != leader).expect("a follower");
+    let moved = subject(&["transfer-leader", "1", &follower.to_string()]);
+    assert_eq!(moved["confirmed"], true, "{moved}");
+    let stores = subject(&["stores"]);
+    let now_leading: Vec<u64> = stores
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|s| s["leader_count"] == 1)
+        .filter_map(|s| s["id"].as_u64())
+        .collect();
+    assert_eq!(now_leading, vec![follower], "{stores}");
+    let metrics = subject(&["metrics"]);
+    assert_eq!(metrics["store_count"], 3, "{metrics}");
 }
 
 /// A project folder with one compose file.

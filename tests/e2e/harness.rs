@@ -254,3 +254,71 @@ pub fn http_get(addr: SocketAddr, path: &str) -> String {
     s.read_to_string(&mut out).expect("read");
     out
 }
+
+/// Builds the Python etcd adapter (`components/etcd/build`, once per test process) into the
+/// `<target>/components` folder where `operator` finds components by name, and compiles it into
+/// the shared cache once, so that tests running side by side do not all compile it at once.
+pub fn etcd_component() {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let out = Command::new(root().join("components/etcd/build"))
+            .env("CARGO_TARGET_DIR", target_dir())
+            .output()
+            .map_err(|e| format!("cannot run components/etcd/build: {e}"))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        let warm = run(operator().args(["call", "etcd", "describe"]));
+        if warm.code != 0 { Err(format!("operator call etcd describe failed:\n{}", warm.stderr)) } else { Ok(()) }
+    });
+    if let Err(e) = built {
+        panic!("building the etcd component failed:\n{e}");
+    }
+}
+
+/// The folder holding Debian's etcd, etcdctl and prometheus binaries (`usr/bin`), fetched once.
+pub fn etcd_binaries() -> PathBuf {
+    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let out = Command::new(root().join("subjects/etcd/fetch-binaries"))
+            .output()
+            .map_err(|e| format!("cannot run subjects/etcd/fetch-binaries: {e}"))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("usr").join("bin"))
+    });
+    match dir {
+        Ok(d) => d.clone(),
+        Err(e) => panic!("fetching the etcd binaries failed:\n{e}"),
+    }
+}
+
+/// `n` distinct free loopback ports (bound together, then released).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
+    listeners.iter().map(|l| l.local_addr().expect("addr").port()).collect()
+}
+
+/// A POST with a JSON body over loopback; returns (status, body).
+pub fn http_post(port: u16, path: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+/// A component that `components/<name>/build` put in `<target>/components`.
+#[allow(dead_code)] // used by the benches
+pub fn built_component(name: &str) -> PathBuf {
+    target_dir().join("components").join(format!("{name}.wasm"))
+}

@@ -3,6 +3,7 @@
 
 mod cli;
 mod deploy;
+mod etcd;
 mod harness;
 mod hostile;
 mod tikv;

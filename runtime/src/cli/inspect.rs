@@ -4,7 +4,6 @@
 use operator_runtime::inspect::inspect;
 use operator_runtime::limits::ByteSize;
 use operator_runtime::manifest::{Manifest, Origin};
-use operator_runtime::registry::ComponentSource;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -26,7 +25,10 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let digest = hex::encode(Sha256::digest(&file.bytes));
     let manifest = match &args.manifest {
         Some(path) => Some(Manifest::load(path)?),
-        None if file.source == ComponentSource::Builtin => ctx.subjects.for_component(&file.name).map(|s| s.manifest),
+        // Named (not given by path): the subject that runs it by that name grants it.
+        None if !operator_runtime::registry::is_path(&args.component) => {
+            ctx.subjects.for_component(&file.name).map(|s| s.manifest)
+        }
         None => None,
     };
 

@@ -449,6 +449,10 @@ impl wit::Host for HostState {
             Err(HostWait::BudgetExhausted) => Err(HostAbort::HostBudget.into()),
         }
     }
+
+    async fn endpoints(&mut self) -> wasmtime::Result<Vec<String>> {
+        Ok(self.http.endpoints().map(|g| g.name.clone()).collect())
+    }
 }
 
 #[cfg(test)]
