@@ -30,7 +30,7 @@ pub fn test_component(package: &str) -> PathBuf {
             .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
             .arg(&wasm_target);
         let dirs = std::fs::read_dir(root().join("tests").join("components")).map_err(|e| e.to_string())?;
-        for dir in dirs.flatten() {
+        for dir in dirs.flatten().filter(|d| d.path().join("Cargo.toml").is_file()) {
             cmd.arg("-p").arg(dir.file_name());
         }
         let out = cmd
@@ -274,6 +274,30 @@ pub fn etcd_component() {
     if let Err(e) = built {
         panic!("building the etcd component failed:\n{e}");
     }
+}
+
+/// Builds the Python test component `tests/components/<name>` (its `wit/` and `app.py`) with
+/// componentize-py, once per test process, and returns its path.
+pub fn python_test_component(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let out = target_dir().join("wasm-python").join(format!("{name}.wasm"));
+    let src = root().join("tests").join("components").join(name);
+    let built = BUILT.get_or_init(|| {
+        let done = Command::new(root().join("scripts/componentize"))
+            .arg(src.join("wit"))
+            .arg(name)
+            .arg(&src)
+            .arg("app")
+            .arg(&out)
+            .env("CARGO_TARGET_DIR", target_dir())
+            .output()
+            .map_err(|e| format!("cannot run scripts/componentize: {e}"))?;
+        if done.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&done.stderr).into_owned()) }
+    });
+    if let Err(e) = built {
+        panic!("building the Python test component {name} failed:\n{e}");
+    }
+    out
 }
 
 /// The folder holding Debian's etcd, etcdctl and prometheus binaries (`usr/bin`), fetched once.

@@ -9,7 +9,7 @@ use operator_runtime::limits::Limits;
 use operator_runtime::{Budget, CallError, Policy, Runtime, RuntimeOptions};
 use url::Url;
 
-use crate::harness::{Behaviour, hostile, http_server, manifest, operator, run};
+use crate::harness::{Behaviour, hostile, http_server, manifest, operator, python_test_component, run};
 
 fn call(args: &[&str]) -> crate::harness::Run {
     let h = hostile();
@@ -207,4 +207,34 @@ async fn the_host_survives_every_hostile_call_and_then_serves_a_normal_one() {
 
     let ok = attempt("echo", &["still here"]).await.expect("a normal call works after all that");
     assert_eq!(dynamic::to_wave(&ok.value[0]), "\"still here\"");
+}
+
+/// A Python component (componentize-py, carrying its interpreter and WASI imports) is held by
+/// exactly the same sandbox: no files, no environment, no sockets, the same deadline and memory
+/// cap, and an uncaught exception reaches the user with its traceback.
+#[test]
+fn a_python_component_is_contained_like_any_other() {
+    let component = python_test_component("hostile-python");
+    let py = |args: &[&str]| run(operator().arg("call").arg(&component).args(args));
+    py(&["read-file", "/etc/passwd"]).expect_code(1).stdout_has("FileNotFoundError");
+    let env = py(&["environment"]);
+    env.expect_code(0);
+    assert_eq!(env.stdout.trim(), "[]", "the environment is empty");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port().to_string();
+    py(&["connect", "127.0.0.1", &port]).expect_code(1).stdout_has("PermissionError");
+    py(&["spin", "--deadline", "1s"])
+        .expect_code(1)
+        .stderr_has("error: deadline-exceeded: the component ran for 1.")
+        .stderr_has("of guest time");
+    py(&["bomb", "--memory", "128MiB"])
+        .expect_code(1)
+        .stderr_has("error: memory-exceeded")
+        .stderr_has("the limit is 128MiB");
+    py(&["fail", "boom from python"])
+        .expect_code(1)
+        .stderr_has("error: trap:")
+        .stderr_has("RuntimeError: boom from python")
+        .stderr_has("Traceback");
+    py(&["add", "2", "3"]).expect_code(0).stdout_has("5");
 }
