@@ -8,6 +8,11 @@
 //! - each artifact is sealed with a keyed BLAKE3 MAC over (component digest, engine
 //!   compatibility hash, payload), using a random key stored in the cache directory with mode
 //!   0600; a file that fails the check is ignored (and replaced);
+//! - the artifact file is wasmtime's own format and its MAC a small sidecar (`.mac`), so a
+//!   verified artifact is mapped by wasmtime straight from the file, never copied: loading a
+//!   35 MiB artifact (a Python component) costs a streamed MAC check, not three copies. The file
+//!   stays open from the check to the mapping, and the mapping goes through that descriptor, so
+//!   the bytes mapped are the bytes verified even if the name is replaced meanwhile;
 //! - the directory must belong to the current user and not be writable by others, or the cache
 //!   is not used at all;
 //! - files are written to a temporary name and renamed, so a crash never leaves a torn artifact.
@@ -16,12 +21,26 @@
 //! so a new wasmtime or a different engine configuration misses cleanly.
 
 use std::fs;
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8; 8] = b"OPCWASM1";
-const MAC_LEN: usize = 32;
+/// First bytes of a MAC sidecar file (format version 2: MAC beside the artifact).
+const MAGIC: &[u8; 8] = b"OPCMAC02";
+
+/// A cached artifact whose MAC checked out, held open until it is mapped.
+#[derive(Debug)]
+pub struct Artifact {
+    file: fs::File,
+}
+
+impl Artifact {
+    /// A path naming exactly the verified file: its open descriptor, not its name.
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/self/fd/{}", self.file.as_raw_fd()))
+    }
+}
 
 /// A verified artifact store in one directory.
 #[derive(Debug, Clone)]
@@ -92,21 +111,32 @@ impl ArtifactCache {
         self.dir.join("compiled").join(format!("{digest}-{compat}.cwasm"))
     }
 
-    /// The verified artifact payload, or `None` when absent or not sealed by this cache.
-    pub fn get(&self, digest: &str, compat: &str) -> Option<Vec<u8>> {
-        let bytes = fs::read(self.path(digest, compat)).ok()?;
-        let rest = bytes.strip_prefix(MAGIC.as_slice())?;
-        if rest.len() < MAC_LEN {
-            return None;
+    /// The verified artifact, or `None` when absent or not sealed by this cache.
+    pub fn get(&self, digest: &str, compat: &str) -> Option<Artifact> {
+        let path = self.path(digest, compat);
+        let sidecar = fs::read(mac_path(&path)).ok()?;
+        let mac = sidecar.strip_prefix(MAGIC.as_slice())?;
+        let mac = blake3::Hash::from_slice(mac).ok()?;
+        let mut file = fs::File::open(&path).ok()?;
+        // Stream the file through the MAC: no buffer the size of the artifact.
+        let mut h = self.hasher(digest, compat);
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    h.update(&buf[..n]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return None,
+            }
         }
-        let (mac, payload) = rest.split_at(MAC_LEN);
-        let expected = self.mac(digest, compat, payload);
         // Constant-time comparison.
-        if blake3::Hash::from_bytes(expected) != blake3::Hash::from_slice(mac).ok()? {
+        if h.finalize() != mac {
             tracing::warn!(digest, "ignoring a compiled artifact that this cache did not seal");
             return None;
         }
-        Some(payload.to_vec())
+        Some(Artifact { file })
     }
 
     /// Seals and stores an artifact; returns its path.
@@ -114,20 +144,38 @@ impl ArtifactCache {
         let path = self.path(digest, compat);
         let io = |source| CacheError::Io { dir: self.dir.clone(), source };
         let dir = path.parent().unwrap_or(&self.dir);
+        // The artifact first, then its MAC: a crash in between leaves an artifact that fails
+        // the check, which is recompiled.
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-        tmp.write_all(MAGIC).map_err(io)?;
-        tmp.write_all(&self.mac(digest, compat, payload)).map_err(io)?;
         tmp.write_all(payload).map_err(io)?;
         tmp.as_file().sync_all().map_err(io)?;
         tmp.persist(&path).map_err(|e| io(e.error))?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+        tmp.write_all(MAGIC).map_err(io)?;
+        tmp.write_all(self.mac(digest, compat, payload).as_bytes()).map_err(io)?;
+        tmp.as_file().sync_all().map_err(io)?;
+        tmp.persist(mac_path(&path)).map_err(|e| io(e.error))?;
         Ok(path)
     }
 
-    fn mac(&self, digest: &str, compat: &str, payload: &[u8]) -> [u8; 32] {
+    fn hasher(&self, digest: &str, compat: &str) -> blake3::Hasher {
         let mut h = blake3::Hasher::new_keyed(&self.key);
-        h.update(digest.as_bytes()).update(b"\0").update(compat.as_bytes()).update(b"\0").update(payload);
-        *h.finalize().as_bytes()
+        h.update(digest.as_bytes()).update(b"\0").update(compat.as_bytes()).update(b"\0");
+        h
     }
+
+    fn mac(&self, digest: &str, compat: &str, payload: &[u8]) -> blake3::Hash {
+        let mut h = self.hasher(digest, compat);
+        h.update(payload);
+        h.finalize()
+    }
+}
+
+/// The MAC sidecar of an artifact.
+fn mac_path(artifact: &Path) -> PathBuf {
+    let mut name = artifact.as_os_str().to_owned();
+    name.push(".mac");
+    PathBuf::from(name)
 }
 
 fn load_or_create_key(path: &Path) -> std::io::Result<[u8; 32]> {
@@ -169,11 +217,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let cache = ArtifactCache::open(dir.path()).expect("open");
         cache.put("abc", "v1", b"compiled code").expect("put");
-        assert_eq!(cache.get("abc", "v1").as_deref(), Some(b"compiled code".as_slice()));
-        assert_eq!(cache.get("abc", "v2"), None, "another engine misses");
+        let read = |a: Option<Artifact>| a.map(|a| fs::read(a.path()).expect("read through the descriptor"));
+        assert_eq!(read(cache.get("abc", "v1")).as_deref(), Some(b"compiled code".as_slice()));
+        assert!(cache.get("abc", "v2").is_none(), "another engine misses");
         // A second handle on the same directory reuses the key.
         let again = ArtifactCache::open(dir.path()).expect("reopen");
-        assert_eq!(again.get("abc", "v1").as_deref(), Some(b"compiled code".as_slice()));
+        assert_eq!(read(again.get("abc", "v1")).as_deref(), Some(b"compiled code".as_slice()));
     }
 
     #[test]
@@ -186,13 +235,25 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
         fs::write(&path, &bytes).expect("write");
-        assert_eq!(cache.get("abc", "v1"), None);
-        // A file dropped in by someone else, even with the right magic.
+        assert!(cache.get("abc", "v1").is_none());
+        // A file dropped in by someone else, even with a well-formed MAC file.
         let mut forged = MAGIC.to_vec();
         forged.extend_from_slice(&[0u8; 32]);
-        forged.extend_from_slice(b"evil");
-        fs::write(cache.path("def", "v1"), forged).expect("write");
-        assert_eq!(cache.get("def", "v1"), None);
+        fs::write(cache.path("def", "v1"), b"evil").expect("write");
+        fs::write(mac_path(&cache.path("def", "v1")), forged).expect("write");
+        assert!(cache.get("def", "v1").is_none());
+        // An artifact without its MAC.
+        fs::remove_file(mac_path(&path)).expect("rm");
+        assert!(cache.get("abc", "v1").is_none());
+
+        // A verified artifact keeps its bytes even if the name is replaced after the check.
+        cache.put("ghi", "v1", b"sealed").expect("put");
+        let artifact = cache.get("ghi", "v1").expect("verified");
+        fs::rename(dir.path().join("key"), dir.path().join("key.bak")).expect("mv");
+        let swapped = dir.path().join("swap");
+        fs::write(&swapped, b"evil").expect("write");
+        fs::rename(&swapped, cache.path("ghi", "v1")).expect("swap");
+        assert_eq!(fs::read(artifact.path()).expect("read"), b"sealed");
     }
 
     #[test]

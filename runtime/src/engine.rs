@@ -139,11 +139,12 @@ impl Runtime {
         let start = Instant::now();
 
         let cached = self.cache.as_ref().and_then(|c| {
-            let payload = c.get(&digest, &self.compat)?;
-            // SAFETY: the payload carries a MAC keyed by this cache's private key, so it is
-            // exactly an artifact this runtime produced with `precompile_component` on an engine
-            // with the same compatibility hash.
-            match unsafe { Component::deserialize(&self.engine, &payload) } {
+            let artifact = c.get(&digest, &self.compat)?;
+            // SAFETY: the file carries a MAC keyed by this cache's private key, so it is exactly
+            // an artifact this runtime produced with `precompile_component` on an engine with the
+            // same compatibility hash; it is mapped through the descriptor that was verified, and
+            // the cache never modifies a file in place (new artifacts are renamed over old ones).
+            match unsafe { Component::deserialize_file(&self.engine, artifact.path()) } {
                 Ok(component) => Some((component, c.path(&digest, &self.compat))),
                 Err(e) => {
                     tracing::debug!("cached artifact unusable, recompiling: {e}");
