@@ -86,7 +86,7 @@ pub fn host_provision(import: &str) -> &'static str {
         b if b.starts_with("wasi:cli/terminal") => "not a terminal",
         b if b.starts_with("wasi:filesystem/") => "no directories: every file access fails",
         b if b.starts_with("wasi:sockets/") => "denied: no sockets and no name lookup",
-        b if b.starts_with("wasi:clocks/") => "provided (time counts against the deadline)",
+        b if b.starts_with("wasi:clocks/") => "provided (waiting on a clock counts as host time)",
         b if b.starts_with("wasi:random/") => "provided",
         b if b.starts_with("wasi:io/") => "provided (streams and polling for the above)",
         _ => "NOT PROVIDED: calling it fails with `denied`",
