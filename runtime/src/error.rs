@@ -131,8 +131,13 @@ fn indent(text: &str) -> String {
 /// Why a component could not be found, read or prepared.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("no component named `{name}`; available: {available}")]
-    NotFound { name: String, available: String },
+    #[error("no component named `{name}`; available: {available}{hint}")]
+    NotFound {
+        name: String,
+        available: String,
+        /// How to get it, when the source tree knows (empty otherwise).
+        hint: String,
+    },
     #[error("cannot read component {path}: {source}")]
     Read {
         path: PathBuf,

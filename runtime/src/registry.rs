@@ -99,7 +99,14 @@ impl Components {
         let mut names: Vec<String> = self.list().into_iter().map(|c| c.name).collect();
         names.dedup();
         let available = if names.is_empty() { "none".to_string() } else { names.join(", ") };
-        Err(LoadError::NotFound { name: reference.into(), available })
+        // A component of the source tree that cargo does not build (Python) has a build script.
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("components").join(reference).join("build");
+        let hint = if script.is_file() {
+            format!("\n  hint: build it with {}", script.canonicalize().unwrap_or(script).display())
+        } else {
+            String::new()
+        };
+        Err(LoadError::NotFound { name: reference.into(), available, hint })
     }
 
     /// Every named component, user directories first; a name shadowed by an earlier one is
@@ -267,6 +274,15 @@ mod tests {
         assert!(c.list().iter().any(|f| f.name == "mine"));
         let e = c.resolve("nope").expect_err("missing").to_string();
         assert!(e.contains("no component named `nope`") && e.contains("mine"), "{e}");
+        assert!(!e.contains("hint"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_python_component_names_its_build_script() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let e =
+            Components::new(vec![dir.path().to_path_buf()]).resolve("etcd").expect_err("not built here").to_string();
+        assert!(e.contains("hint: build it with") && e.contains("components/etcd/build"), "{e}");
     }
 
     #[test]
