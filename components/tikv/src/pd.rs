@@ -248,6 +248,13 @@ pub fn to_region(r: &RegionInfo, hot: Option<&HotPeerStat>) -> Region {
     }
 }
 
+/// A region list (`/pd/api/v1/regions`, `/regions/writeflow`, compact JSON) as Subject
+/// regions, in PD's order. The benches time it on a 100,000-region cluster, natively and in wasm.
+pub fn parse_regions(path: &str, body: &[u8]) -> Result<Vec<Region>, SubjectError> {
+    let info: RegionsInfo = crate::client::parse(crate::client::PD, path, body)?;
+    Ok(info.regions.unwrap_or_default().iter().map(|r| to_region(r, None)).collect())
+}
+
 /// `/regions/count`: `{"count":N,"regions":null}`.
 #[derive(Debug, Deserialize)]
 pub struct RegionCount {
