@@ -111,6 +111,19 @@ fn main() {
         })
         .collect();
     row("a contract call with no I/O (add(u32, u32))", per_call);
+    let add_call = rt.block_on(dynamic::call(
+        &runtime,
+        &component,
+        &policy,
+        &add,
+        vec![wasmtime::component::Val::U32(1), wasmtime::component::Val::U32(2)],
+    ));
+    let peak = add_call.expect("add").report.peak_memory;
+    println!(
+        "{:<48} {:>12}",
+        "memory per instance (peak linear memory, add)",
+        format!("{:.1} KiB", peak as f64 / 1024.0)
+    );
 
     // Runaway loop under a 1 s deadline: guest time when stopped, and the overshoot.
     let limits = Limits { deadline: Duration::from_secs(1), ..Limits::default() };
@@ -182,4 +195,14 @@ fn python_component(rt: &tokio::runtime::Runtime, cache: &std::path::Path) {
         })
         .collect();
     row("fresh instance + describe() (no I/O)", calls);
+    let peak = rt
+        .block_on(dynamic::call(&runtime, &component, &policy, &describe, vec![]))
+        .expect("describe")
+        .report
+        .peak_memory;
+    println!(
+        "{:<48} {:>12}",
+        "memory per instance (peak linear memory, describe)",
+        format!("{:.1} MiB", peak as f64 / (1 << 20) as f64)
+    );
 }
