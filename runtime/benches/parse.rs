@@ -34,19 +34,20 @@ fn fetch(addr: std::net::SocketAddr, path: &str) -> Vec<u8> {
 }
 
 fn main() {
-    let sim = harness::Sim::start(tikv_simulator::Config { regions: REGIONS, ..Default::default() });
-    let body = fetch(sim.sim.pd, "/pd/api/v1/regions");
+    // The simulator heartbeats its regions in the background: stop it before measuring.
+    let body = {
+        let sim = harness::Sim::start(tikv_simulator::Config { regions: REGIONS, ..Default::default() });
+        fetch(sim.sim.pd, "/pd/api/v1/regions")
+    };
     println!("/pd/api/v1/regions of {REGIONS} regions: {:.1} MiB", body.len() as f64 / (1 << 20) as f64);
 
-    let native: Vec<Duration> = (0..RUNS)
-        .map(|_| {
-            let t = Instant::now();
-            let regions = tikv_adapter::pd::parse_regions("/pd/api/v1/regions", &body).expect("parse");
-            let took = t.elapsed();
-            assert_eq!(regions.len(), REGIONS);
-            took
-        })
-        .collect();
+    let native_parse = || {
+        let t = Instant::now();
+        let regions = tikv_adapter::pd::parse_regions("/pd/api/v1/regions", &body).expect("parse");
+        let took = t.elapsed();
+        assert_eq!(regions.len(), REGIONS);
+        took
+    };
 
     let wasm_bytes = std::fs::read(harness::test_component("tikv-parse")).expect("tikv_parse.wasm");
     let runtime = Runtime::new(RuntimeOptions { cache_dir: None, ..Default::default() }).expect("runtime");
@@ -54,25 +55,37 @@ fn main() {
     let limits = Limits { memory: 2 << 30, deadline: Duration::from_secs(60), ..Limits::default() };
     let policy = Policy { limits, ..Policy::default() };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
-    let wasm: Vec<Duration> = (0..RUNS)
-        .map(|_| {
-            let body = body.clone();
-            rt.block_on(runtime.run(&component, &policy, move |store, pre| {
-                Box::pin(async move {
-                    let instance = pre.instantiate_async(&mut *store).await?;
-                    let f =
-                        instance.get_typed_func::<(Vec<u8>,), (Result<u32, String>,)>(&mut *store, "parse-regions")?;
-                    let t = Instant::now();
-                    let (count,) = f.call_async(&mut *store, (body,)).await?;
-                    let took = t.elapsed();
-                    assert_eq!(count, Ok(REGIONS as u32));
-                    Ok(took)
-                })
-            }))
-            .expect("call")
-            .value
-        })
-        .collect();
+    // A fresh instance per call, as the adapter runs: its linear memory grows from scratch.
+    let wasm_parse = || {
+        let body = body.clone();
+        rt.block_on(runtime.run(&component, &policy, move |store, pre| {
+            Box::pin(async move {
+                let instance = pre.instantiate_async(&mut *store).await?;
+                let f = instance.get_typed_func::<(Vec<u8>,), (Result<u32, String>,)>(&mut *store, "parse-regions")?;
+                let t = Instant::now();
+                let (count,) = f.call_async(&mut *store, (body,)).await?;
+                let took = t.elapsed();
+                assert_eq!(count, Ok(REGIONS as u32));
+                Ok(took)
+            })
+        }))
+        .expect("call")
+        .value
+    };
+
+    // Alternate the two, in rotating order, after one warm-up each.
+    native_parse();
+    wasm_parse();
+    let (mut native, mut wasm) = (Vec::new(), Vec::new());
+    for run in 0..RUNS {
+        if run % 2 == 0 {
+            native.push(native_parse());
+            wasm.push(wasm_parse());
+        } else {
+            wasm.push(wasm_parse());
+            native.push(native_parse());
+        }
+    }
 
     let (n, w) = (median(native), median(wasm));
     println!("{:<64} {:>10}", format!("parse + map {REGIONS} regions, median of {RUNS}"), "median");
