@@ -125,9 +125,9 @@ class Subject(exports.Subject):
         return [_store(v) for v in _run(lambda c: c.stores())]
 
     def get_hot_write_regions(self, limit: int) -> List[types.Region]:
-        obs, flow = _run(lambda c: c.hot_write_regions(limit))
         if limit == 0:
             return []
+        obs, flow = _run(lambda c: c.hot_write_regions())
         leader = obs.view(obs.leader) if obs.leader else None
         size = leader.status.db_size if leader and leader.status else max((v.status.db_size for v in obs.members if v.status), default=0)
         return [

@@ -328,11 +328,9 @@ class Cluster:
     def stores(self) -> List[MemberView]:
         return self.observe().members
 
-    def hot_write_regions(self, limit: int) -> Tuple[Observation, Optional["WriteFlow"]]:
-        obs = self.observe()
-        if limit == 0:
-            return obs, None
-        return obs, self.write_flow()
+    def hot_write_regions(self) -> Tuple[Observation, Optional["WriteFlow"]]:
+        """The one raft group's observation and its write flow (the caller handles limit 0)."""
+        return self.observe(), self.write_flow()
 
     def write_flow(self) -> Optional["WriteFlow"]:
         """The cluster's write flow from Prometheus, or None (with a warning) when it cannot tell."""

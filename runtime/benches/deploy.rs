@@ -7,9 +7,12 @@
 //!
 //! The tools run alternately, in rotating order, on separate projects with their own ports.
 
+mod common;
 #[allow(dead_code)]
 #[path = "../../tests/e2e/harness.rs"]
 mod harness;
+
+use common::median;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -53,11 +56,6 @@ fn ports_env(cmd: &mut Command) {
     for (var, port) in ["ETCD1_PORT", "ETCD2_PORT", "ETCD3_PORT", "ETCD_PROMETHEUS_PORT"].iter().zip(ports) {
         cmd.env(var, port.to_string());
     }
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
 }
 
 fn main() {

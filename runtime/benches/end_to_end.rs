@@ -7,9 +7,12 @@
 //! The three commands run alternately, in rotating order, so machine noise hits all of them
 //! alike; the table reports medians and the ratios of medians.
 
+mod common;
 #[allow(dead_code)]
 #[path = "../../tests/e2e/harness.rs"]
 mod harness;
+
+use common::median;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -56,11 +59,6 @@ fn peak_rss(cmd: &mut Command) -> u64 {
     assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{cmd:?} failed");
     std::mem::forget(child); // already reaped
     usage.ru_maxrss as u64 * 1024
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
 }
 
 fn main() {

@@ -6,9 +6,12 @@
 //! These machines are shared and noisy: read the medians, and compare figures taken in the
 //! same run.
 
+mod common;
 #[allow(dead_code)]
 #[path = "../../tests/e2e/harness.rs"]
 mod harness;
+
+use common::{summary, timed};
 
 use std::time::{Duration, Instant};
 
@@ -16,14 +19,9 @@ use operator_runtime::dynamic;
 use operator_runtime::limits::Limits;
 use operator_runtime::{Budget, CallError, Policy, Runtime, RuntimeOptions};
 
-fn median(mut v: Vec<Duration>) -> (Duration, Duration, Duration) {
-    v.sort();
-    (v[v.len() / 2], v[0], v[v.len() - 1])
-}
-
 fn row(what: &str, samples: Vec<Duration>) {
     let n = samples.len();
-    let (m, lo, hi) = median(samples);
+    let (m, lo, hi) = summary(samples);
     println!("{what:<48} {:>12.2?} {:>12.2?} {:>12.2?} {n:>5}", m, lo, hi);
 }
 
@@ -36,13 +34,9 @@ fn main() {
     let uncached = Runtime::new(RuntimeOptions { cache_dir: None, ..Default::default() }).expect("runtime");
     row(
         "compile a 131 KiB component from bytes",
-        (0..5)
-            .map(|_| {
-                let t = Instant::now();
-                uncached.load("hostile", &bytes).expect("load");
-                t.elapsed()
-            })
-            .collect(),
+        timed(5, || {
+            uncached.load("hostile", &bytes).expect("load");
+        }),
     );
 
     let runtime =
@@ -50,13 +44,9 @@ fn main() {
     runtime.load("hostile", &bytes).expect("warm the cache");
     row(
         "load it from the compile cache (verify + deserialize + link)",
-        (0..30)
-            .map(|_| {
-                let t = Instant::now();
-                runtime.load("hostile", &bytes).expect("load");
-                t.elapsed()
-            })
-            .collect(),
+        timed(30, || {
+            runtime.load("hostile", &bytes).expect("load");
+        }),
     );
     println!("(pooling allocator: {})", if runtime.pooling() { "yes" } else { "no, on-demand" });
 
@@ -162,38 +152,26 @@ fn python_component(rt: &tokio::runtime::Runtime, cache: &std::path::Path) {
     let uncached = Runtime::new(RuntimeOptions { cache_dir: None, ..Default::default() }).expect("runtime");
     row(
         "compile it from bytes (first run)",
-        (0..3)
-            .map(|_| {
-                let t = Instant::now();
-                uncached.load("etcd", &bytes).expect("load");
-                t.elapsed()
-            })
-            .collect(),
+        timed(3, || {
+            uncached.load("etcd", &bytes).expect("load");
+        }),
     );
     let runtime =
         Runtime::new(RuntimeOptions { cache_dir: Some(cache.into()), ..Default::default() }).expect("runtime");
     runtime.load("etcd", &bytes).expect("warm the cache");
     row(
         "load it from the compile cache",
-        (0..20)
-            .map(|_| {
-                let t = Instant::now();
-                runtime.load("etcd", &bytes).expect("load");
-                t.elapsed()
-            })
-            .collect(),
+        timed(20, || {
+            runtime.load("etcd", &bytes).expect("load");
+        }),
     );
     let component = runtime.load("etcd", &bytes).expect("load");
     let funcs = dynamic::exported_functions(&runtime, &component);
     let describe = dynamic::find_function(&funcs, "describe").expect("describe").clone();
     let policy = Policy::default();
-    let calls: Vec<Duration> = (0..50)
-        .map(|_| {
-            let t = Instant::now();
-            rt.block_on(dynamic::call(&runtime, &component, &policy, &describe, vec![])).expect("describe");
-            t.elapsed()
-        })
-        .collect();
+    let calls: Vec<Duration> = timed(50, || {
+        rt.block_on(dynamic::call(&runtime, &component, &policy, &describe, vec![])).expect("describe");
+    });
     row("fresh instance + describe() (no I/O)", calls);
     let peak = rt
         .block_on(dynamic::call(&runtime, &component, &policy, &describe, vec![]))

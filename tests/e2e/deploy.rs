@@ -8,7 +8,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use serde_json::Value;
 
-use crate::harness::{Run, etcd_component, operator, root, run, test_component};
+use crate::harness::{Run, etcd_component, http_post, operator, root, run, test_component};
 
 /// Docker tests share one engine (and two cores): one at a time.
 fn docker_lock() -> MutexGuard<'static, ()> {
@@ -70,20 +70,10 @@ fn etcd(project: &str, args: &[&str]) -> Run {
     run(&mut cmd)
 }
 
-fn host_port(status: &Value, service: &str) -> String {
+fn host_port(status: &Value, service: &str) -> u16 {
     let s = status.as_array().expect("array").iter().find(|s| s["service"] == service).expect("service");
     let port = s["ports"][0].as_str().expect("a published port");
-    port.split("->").next().and_then(|p| p.rsplit(':').next()).expect("host port").to_string()
-}
-
-fn http_post(port: &str, path: &str, body: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).expect("connect");
-    write!(s, "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
-        .expect("write");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read");
-    out
+    port.split("->").next().and_then(|p| p.rsplit(':').next()).and_then(|p| p.parse().ok()).expect("host port")
 }
 
 #[test]
@@ -102,9 +92,9 @@ fn etcd_comes_up_healthy_with_a_quorum_and_down_leaves_nothing() {
     assert!(status.as_array().expect("array").iter().all(|s| s["health"] == "healthy"), "{status}");
 
     // A real quorum: write through one member, read through another.
-    let put = http_post(&host_port(&status, "etcd1"), "/v3/kv/put", r#"{"key":"b3BlcmF0b3I=","value":"d29ya3M="}"#);
+    let (_, put) = http_post(host_port(&status, "etcd1"), "/v3/kv/put", r#"{"key":"b3BlcmF0b3I=","value":"d29ya3M="}"#);
     assert!(put.contains("\"revision\""), "{put}");
-    let get = http_post(&host_port(&status, "etcd3"), "/v3/kv/range", r#"{"key":"b3BlcmF0b3I="}"#);
+    let (_, get) = http_post(host_port(&status, "etcd3"), "/v3/kv/range", r#"{"key":"b3BlcmF0b3I="}"#);
     assert!(get.contains("d29ya3M="), "{get}");
 
     // The Python adapter observes and acts on the deployed cluster.

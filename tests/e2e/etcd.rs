@@ -340,11 +340,7 @@ fn etcd_hot_write_regions_and_metrics_carry_the_write_rate_from_prometheus() {
     let has_leader = samples.iter().find(|s| s["name"] == "has-leader").expect("has-leader");
     assert!(has_leader["labels"].to_string().contains("\"member\""), "{has_leader}");
     assert_eq!(metrics["leaders_per_store"].as_array().map(|l| l.iter().filter(|c| c["count"] == 1).count()), Some(1));
-    assert_eq!(limit_zero(&cluster), Value::Array(Vec::new()));
-}
-
-fn limit_zero(cluster: &LocalEtcd) -> Value {
-    cluster.subject_json(&["hot-write-regions", "--limit", "0"])
+    assert_eq!(cluster.subject_json(&["hot-write-regions", "--limit", "0"]), Value::Array(Vec::new()));
 }
 
 #[test]

@@ -263,13 +263,13 @@ class Prometheus(unittest.TestCase):
     def test_write_flow_comes_from_the_wal_and_mvcc_counters(self):
         routes = healthy_routes()
         routes[("prometheus", "/api/v1/query")] = core.Reply(200, vector(({}, "1234.5")))
-        obs, flow = core.Cluster(FakeHost(routes)).hot_write_regions(10)
+        obs, flow = core.Cluster(FakeHost(routes)).hot_write_regions()
         self.assertEqual(obs.leader, N3)
         self.assertEqual(flow.bytes_per_second, 1234.5)
 
     def test_prometheus_down_leaves_rates_unknown_with_a_warning(self):
         host = FakeHost(healthy_routes())
-        obs, flow = core.Cluster(host).hot_write_regions(10)
+        obs, flow = core.Cluster(host).hot_write_regions()
         self.assertIsNone(flow)
         self.assertTrue(any(level == "warn" and "Prometheus" in m for level, m in host.logs))
 
