@@ -54,48 +54,78 @@ fn main() {
     let policy = Policy { limits, ..Policy::default() };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
     // A fresh instance per call, as the adapter runs: its linear memory grows from scratch.
-    // A second call on the same instance (memory already grown) separates growth from parsing.
-    let wasm_parse = || -> (Duration, Duration) {
+    // A second call on the same instance (memory already grown) separates growth from parsing,
+    // and `body-len` (takes the body in, returns its length) times the copy into the sandbox.
+    let wasm_parse = || -> Wasm {
         let body = body.clone();
         rt.block_on(runtime.run(&component, &policy, move |store, pre| {
             Box::pin(async move {
                 let instance = pre.instantiate_async(&mut *store).await?;
-                let f = instance.get_typed_func::<(Vec<u8>,), (Result<u32, String>,)>(&mut *store, "parse-regions")?;
+                let parse =
+                    instance.get_typed_func::<(Vec<u8>,), (Result<u32, String>,)>(&mut *store, "parse-regions")?;
+                let len = instance.get_typed_func::<(Vec<u8>,), (u32,)>(&mut *store, "body-len")?;
                 let mut took = [Duration::ZERO; 2];
                 for slot in &mut took {
+                    let arg = body.clone();
                     let t = Instant::now();
-                    let (count,) = f.call_async(&mut *store, (body.clone(),)).await?;
+                    let (count,) = parse.call_async(&mut *store, (arg,)).await?;
                     *slot = t.elapsed();
                     assert_eq!(count, Ok(REGIONS as u32));
                 }
-                Ok((took[0], took[1]))
+                let arg = body.clone();
+                let t = Instant::now();
+                let (n,) = len.call_async(&mut *store, (arg,)).await?;
+                let copy = t.elapsed();
+                assert_eq!(n as usize, body.len());
+                Ok(Wasm { fresh: took[0], grown: took[1], copy })
             })
         }))
         .expect("call")
         .value
     };
 
+    // Profiling one side alone: `OPERATOR_BENCH_ONLY=native|wasm` (see docs/performance.md).
+    match std::env::var("OPERATOR_BENCH_ONLY").as_deref() {
+        Ok("native") => return report_one("native", (0..RUNS).map(|_| native_parse()).collect()),
+        Ok("wasm") => return report_one("wasm, fresh instance", (0..RUNS).map(|_| wasm_parse().fresh).collect()),
+        Ok(other) => panic!("OPERATOR_BENCH_ONLY={other}: expected native or wasm"),
+        Err(_) => {}
+    }
+
     // Alternate the two, in rotating order, after one warm-up each.
     native_parse();
     wasm_parse();
-    let (mut native, mut wasm, mut grown) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut native, mut wasm) = (Vec::new(), Vec::new());
     for run in 0..RUNS {
-        let (first, second) = if run % 2 == 0 {
+        if run % 2 == 0 {
             native.push(native_parse());
-            wasm_parse()
+            wasm.push(wasm_parse());
         } else {
-            let w = wasm_parse();
+            wasm.push(wasm_parse());
             native.push(native_parse());
-            w
-        };
-        wasm.push(first);
-        grown.push(second);
+        }
     }
 
-    let (n, w, g) = (median(native), median(wasm), median(grown));
+    let n = median(native);
+    let w = median(wasm.iter().map(|w| w.fresh).collect());
+    let g = median(wasm.iter().map(|w| w.grown).collect());
+    let c = median(wasm.iter().map(|w| w.copy).collect());
     println!("{:<64} {:>10}", format!("parse + map {REGIONS} regions, median of {RUNS}"), "median");
     println!("{:<64} {:>10.1?}", "native (tikv-adapter crate, release)", n);
     println!("{:<64} {:>10.1?}", "in the sandbox (fresh instance, one typed call)", w);
     println!("{:<64} {:>10.1?}", "in the sandbox (second call, linear memory already grown)", g);
+    println!("{:<64} {:>10.1?}", "  of which copying the body in (body-len, grown memory)", c);
     println!("wasm / native = {:.2}x (target <= 1.5x)", w.as_secs_f64() / n.as_secs_f64());
+    println!("parse alone (grown call - copy) / native = {:.2}x", g.saturating_sub(c).as_secs_f64() / n.as_secs_f64());
+}
+
+/// One wasm round: a fresh instance's first parse, its second parse, then the copy alone.
+struct Wasm {
+    fresh: Duration,
+    grown: Duration,
+    copy: Duration,
+}
+
+fn report_one(what: &str, samples: Vec<Duration>) {
+    println!("{:<64} {:>10.1?}", format!("{what}, median of {RUNS}"), median(samples));
 }

@@ -42,6 +42,9 @@ pub struct RuntimeOptions {
     pub compile_timeout: Duration,
     /// Use the pooling allocator when the machine allows it.
     pub pooling: bool,
+    /// Write `/tmp/perf-<pid>.map` so `perf report` names the guest's functions
+    /// (`OPERATOR_PERFMAP=1`): how an adapter author profiles a component.
+    pub perf_map: bool,
 }
 
 impl Default for RuntimeOptions {
@@ -50,6 +53,7 @@ impl Default for RuntimeOptions {
             cache_dir: ArtifactCache::default_dir(),
             compile_timeout: Duration::from_secs(300),
             pooling: true,
+            perf_map: std::env::var_os("OPERATOR_PERFMAP").is_some_and(|v| !v.is_empty() && v != "0"),
         }
     }
 }
@@ -89,13 +93,17 @@ pub enum LoadOrigin {
 impl Runtime {
     /// Builds the engine (pooling if possible), the linker and the cache; starts the epoch ticker.
     pub fn new(options: RuntimeOptions) -> anyhow::Result<Runtime> {
-        let (engine, pooling) = match options.pooling.then(|| Engine::new(&config(true))) {
+        let (engine, pooling) = match options.pooling.then(|| Engine::new(&config(true, options.perf_map))) {
             Some(Ok(engine)) => (engine, true),
             other => {
                 if let Some(Err(e)) = other {
                     tracing::debug!("pooling allocator unavailable ({e}); using on-demand allocation");
                 }
-                (Engine::new(&config(false)).map_err(|e| anyhow::anyhow!("cannot create the wasm engine: {e}"))?, false)
+                (
+                    Engine::new(&config(false, options.perf_map))
+                        .map_err(|e| anyhow::anyhow!("cannot create the wasm engine: {e}"))?,
+                    false,
+                )
             }
         };
         start_epoch_ticker(&engine);
@@ -293,9 +301,12 @@ fn check_component_header(bytes: &[u8]) -> Result<(), CallError> {
     }
 }
 
-fn config(pooling: bool) -> Config {
+fn config(pooling: bool, perf_map: bool) -> Config {
     let mut config = Config::new();
     config.epoch_interruption(true);
+    if perf_map {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     config.max_wasm_stack(MAX_WASM_STACK);
     config.async_stack_size(MAX_WASM_STACK + 2 * 1024 * 1024);
     if pooling {

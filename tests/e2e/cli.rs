@@ -60,6 +60,32 @@ fn a_second_run_uses_the_cached_compiled_artifact() {
 }
 
 #[test]
+fn operator_perfmap_names_the_guest_functions_for_perf() {
+    let h = hostile();
+    let map_of = |perf_map: Option<&str>| {
+        let mut cmd = operator();
+        cmd.arg("call").arg(&h).args(["add", "1", "1"]).stdout(std::process::Stdio::null());
+        match perf_map {
+            Some(v) => cmd.env("OPERATOR_PERFMAP", v),
+            None => cmd.env_remove("OPERATOR_PERFMAP"),
+        };
+        let mut child = cmd.spawn().expect("spawn operator");
+        assert!(child.wait().expect("wait").success());
+        let path = std::path::PathBuf::from(format!("/tmp/perf-{}.map", child.id()));
+        let map = std::fs::read_to_string(&path).ok();
+        let _ = std::fs::remove_file(&path);
+        map
+    };
+    // Loaded from the cache on the second run: the map names the functions either way.
+    for _ in 0..2 {
+        let map = map_of(Some("1")).expect("OPERATOR_PERFMAP=1 writes /tmp/perf-<pid>.map");
+        assert!(map.lines().any(|l| l.contains("wasm[0]::function[")), "no guest function in the map:\n{map}");
+    }
+    assert_eq!(map_of(None), None, "no map without OPERATOR_PERFMAP");
+    assert_eq!(map_of(Some("0")), None, "OPERATOR_PERFMAP=0 writes no map");
+}
+
+#[test]
 fn a_tampered_cache_artifact_is_never_loaded() {
     let h = hostile();
     let cache = tempfile::tempdir().expect("tempdir");

@@ -65,6 +65,7 @@ pub fn operator() -> Command {
         .env_remove("OPERATOR_COMPONENTS_DIR")
         .env_remove("OPERATOR_SUBJECTS_DIR")
         .env_remove("OPERATOR_LOG")
+        .env_remove("OPERATOR_PERFMAP")
         .env("XDG_DATA_HOME", shared_cache().join("data"))
         .env("XDG_CONFIG_HOME", shared_cache().join("config"));
     cmd

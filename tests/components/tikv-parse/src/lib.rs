@@ -25,6 +25,10 @@ impl bindings::Guest for Fixture {
     fn parse_regions(body: Vec<u8>) -> Result<u32, String> {
         pd::parse_regions("/pd/api/v1/regions", &body).map(|r| r.len() as u32).map_err(|e| format!("{e:?}"))
     }
+
+    fn body_len(body: Vec<u8>) -> u32 {
+        body.len() as u32
+    }
 }
 
 bindings::export!(Fixture with_types_in bindings);
