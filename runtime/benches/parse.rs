@@ -48,7 +48,9 @@ fn main() {
     };
 
     let wasm_bytes = std::fs::read(harness::test_component("tikv-parse")).expect("tikv_parse.wasm");
-    let runtime = Runtime::new(RuntimeOptions { cache_dir: None, ..Default::default() }).expect("runtime");
+    // OPERATOR_PERFMAP=1: name the guest's functions for `perf` (see docs/performance.md).
+    let perf_map = std::env::var_os("OPERATOR_PERFMAP").is_some_and(|v| !v.is_empty() && v != "0");
+    let runtime = Runtime::new(RuntimeOptions { cache_dir: None, perf_map, ..Default::default() }).expect("runtime");
     let component = runtime.load("tikv-parse", &wasm_bytes).expect("load");
     let limits = Limits { memory: 2 << 30, deadline: Duration::from_secs(60), ..Limits::default() };
     let policy = Policy { limits, ..Policy::default() };

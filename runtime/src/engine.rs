@@ -42,8 +42,8 @@ pub struct RuntimeOptions {
     pub compile_timeout: Duration,
     /// Use the pooling allocator when the machine allows it.
     pub pooling: bool,
-    /// Write `/tmp/perf-<pid>.map` so `perf report` names the guest's functions
-    /// (`OPERATOR_PERFMAP=1`): how an adapter author profiles a component.
+    /// Write `/tmp/perf-<pid>.map` so `perf report` names the guest's functions: how an
+    /// adapter author profiles a component (`operator --perf-map`, `OPERATOR_PERFMAP=1`).
     pub perf_map: bool,
 }
 
@@ -53,7 +53,7 @@ impl Default for RuntimeOptions {
             cache_dir: ArtifactCache::default_dir(),
             compile_timeout: Duration::from_secs(300),
             pooling: true,
-            perf_map: std::env::var_os("OPERATOR_PERFMAP").is_some_and(|v| !v.is_empty() && v != "0"),
+            perf_map: false,
         }
     }
 }

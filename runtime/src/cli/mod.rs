@@ -51,6 +51,9 @@ struct Global {
     /// Extra directory of subjects (`<dir>/<subject>/operator.toml`), searched first.
     #[arg(long, global = true, value_name = "DIR")]
     subjects_dir: Vec<PathBuf>,
+    /// Write /tmp/perf-<pid>.map so `perf report` names the component's functions.
+    #[arg(long, env = "OPERATOR_PERFMAP", global = true, value_parser = clap::builder::FalseyValueParser::new())]
+    perf_map: bool,
 }
 
 /// How results are printed.
@@ -118,7 +121,7 @@ pub fn main() -> ExitCode {
     component_dirs.extend(Components::default_dirs());
     let mut subject_dirs = cli.global.subjects_dir.clone();
     subject_dirs.extend(Subjects::default_dirs());
-    let mut runtime_options = RuntimeOptions::default();
+    let mut runtime_options = RuntimeOptions { perf_map: cli.global.perf_map, ..RuntimeOptions::default() };
     if cli.global.no_cache {
         runtime_options.cache_dir = None;
     } else if let Some(dir) = &cli.global.cache_dir {
