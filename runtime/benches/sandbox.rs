@@ -25,28 +25,46 @@ fn row(what: &str, samples: Vec<Duration>) {
     println!("{what:<48} {:>12.2?} {:>12.2?} {:>12.2?} {n:>5}", m, lo, hi);
 }
 
+/// Times compiling `bytes` with no cache, then loading them from a warm cache in `cache`;
+/// returns the cached runtime for the rest of the bench. Each step is (label, runs).
+fn compile_and_cached_load(
+    name: &str,
+    bytes: &[u8],
+    cache: &std::path::Path,
+    compile: (&str, usize),
+    cached: (&str, usize),
+) -> Runtime {
+    let uncached = Runtime::new(RuntimeOptions { cache_dir: None, ..Default::default() }).expect("runtime");
+    row(
+        compile.0,
+        timed(compile.1, || {
+            uncached.load(name, bytes).expect("load");
+        }),
+    );
+    let runtime =
+        Runtime::new(RuntimeOptions { cache_dir: Some(cache.into()), ..Default::default() }).expect("runtime");
+    runtime.load(name, bytes).expect("warm the cache");
+    row(
+        cached.0,
+        timed(cached.1, || {
+            runtime.load(name, bytes).expect("load");
+        }),
+    );
+    runtime
+}
+
 fn main() {
     let bytes = std::fs::read(harness::hostile()).expect("hostile.wasm");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio");
     let cache = tempfile::tempdir().expect("tempdir");
     println!("{:<48} {:>12} {:>12} {:>12} {:>5}", "measurement", "median", "min", "max", "runs");
 
-    let uncached = Runtime::new(RuntimeOptions { cache_dir: None, ..Default::default() }).expect("runtime");
-    row(
-        "compile a 131 KiB component from bytes",
-        timed(5, || {
-            uncached.load("hostile", &bytes).expect("load");
-        }),
-    );
-
-    let runtime =
-        Runtime::new(RuntimeOptions { cache_dir: Some(cache.path().into()), ..Default::default() }).expect("runtime");
-    runtime.load("hostile", &bytes).expect("warm the cache");
-    row(
-        "load it from the compile cache (verify + deserialize + link)",
-        timed(30, || {
-            runtime.load("hostile", &bytes).expect("load");
-        }),
+    let runtime = compile_and_cached_load(
+        "hostile",
+        &bytes,
+        cache.path(),
+        ("compile a 131 KiB component from bytes", 5),
+        ("load it from the compile cache (verify + deserialize + link)", 30),
     );
     println!("(pooling allocator: {})", if runtime.pooling() { "yes" } else { "no, on-demand" });
 
@@ -149,21 +167,12 @@ fn python_component(rt: &tokio::runtime::Runtime, cache: &std::path::Path) {
     let path = harness::built_component("etcd");
     let bytes = std::fs::read(&path).expect("etcd.wasm");
     println!("\nPython component {} ({:.1} MiB)", path.display(), bytes.len() as f64 / (1 << 20) as f64);
-    let uncached = Runtime::new(RuntimeOptions { cache_dir: None, ..Default::default() }).expect("runtime");
-    row(
-        "compile it from bytes (first run)",
-        timed(3, || {
-            uncached.load("etcd", &bytes).expect("load");
-        }),
-    );
-    let runtime =
-        Runtime::new(RuntimeOptions { cache_dir: Some(cache.into()), ..Default::default() }).expect("runtime");
-    runtime.load("etcd", &bytes).expect("warm the cache");
-    row(
-        "load it from the compile cache",
-        timed(20, || {
-            runtime.load("etcd", &bytes).expect("load");
-        }),
+    let runtime = compile_and_cached_load(
+        "etcd",
+        &bytes,
+        cache,
+        ("compile it from bytes (first run)", 3),
+        ("load it from the compile cache", 20),
     );
     let component = runtime.load("etcd", &bytes).expect("load");
     let funcs = dynamic::exported_functions(&runtime, &component);
