@@ -13,8 +13,10 @@
 //!   35 MiB artifact (a Python component) costs a streamed MAC check, not three copies. The file
 //!   stays open from the check to the mapping, and the mapping goes through that descriptor, so
 //!   the bytes mapped are the bytes verified even if the name is replaced meanwhile;
-//! - the directory must belong to the current user and not be writable by others, or the cache
-//!   is not used at all;
+//! - the directory (created with mode 0700) and the key must belong to the current user and
+//!   not be writable by others; otherwise the runtime refuses to start rather than trust, or
+//!   silently re-permission, a folder someone else controls (pointing the cache at `/tmp`
+//!   must not `chmod /tmp`);
 //! - files are written to a temporary name and renamed, so a crash never leaves a torn artifact.
 //!
 //! Artifacts are keyed by the component's sha256 and wasmtime's precompile-compatibility hash,
@@ -23,7 +25,7 @@
 use std::fs;
 use std::io::{Read as _, Write as _};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// First bytes of a MAC sidecar file (format version 2: MAC beside the artifact).
@@ -58,7 +60,10 @@ pub enum CacheError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cache directory {dir} is not safe to use: {why}")]
+    #[error(
+        "cache directory {dir} is not safe to use: {why}; make it private to you, choose another with --cache-dir \
+         (OPERATOR_CACHE_DIR), or pass --no-cache"
+    )]
     Unsafe { dir: PathBuf, why: String },
 }
 
@@ -75,29 +80,26 @@ impl ArtifactCache {
         std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("operator"))
     }
 
-    /// Opens (creating if needed) the cache in `dir` and checks it is private to this user.
+    /// Opens (creating if needed, mode 0700) the cache in `dir` and checks that it and its key
+    /// are private to this user. Nothing is ever re-permissioned: an unsafe folder is refused.
     pub fn open(dir: &Path) -> Result<Self, CacheError> {
         let io = |source| CacheError::Io { dir: dir.to_path_buf(), source };
         let artifacts = dir.join("compiled");
-        fs::create_dir_all(&artifacts).map_err(io)?;
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(&artifacts).map_err(io)?;
+        // SAFETY: getuid has no preconditions and cannot fail.
+        let uid = unsafe { libc::getuid() };
         for d in [dir, artifacts.as_path()] {
             let meta = fs::symlink_metadata(d).map_err(io)?;
-            // SAFETY: getuid has no preconditions and cannot fail.
-            let uid = unsafe { libc::getuid() };
-            if meta.uid() != uid {
-                return Err(CacheError::Unsafe {
-                    dir: d.to_path_buf(),
-                    why: format!("owned by uid {}, not {uid}", meta.uid()),
-                });
-            }
+            let unsafe_because = |why: String| CacheError::Unsafe { dir: d.to_path_buf(), why };
             if !meta.is_dir() {
-                return Err(CacheError::Unsafe { dir: d.to_path_buf(), why: "not a directory".into() });
+                return Err(unsafe_because("it is not a directory (a symlink is not followed)".into()));
             }
-            if meta.mode() & 0o022 != 0 {
-                fs::set_permissions(d, fs::Permissions::from_mode(meta.mode() & 0o755 & !0o022)).map_err(io)?;
-            }
+            check_private(&meta, uid, 0o022, "writable by other users").map_err(unsafe_because)?;
         }
-        let key = load_or_create_key(&dir.join("key")).map_err(io)?;
+        let key = load_or_create_key(&dir.join("key"), uid).map_err(|e| match e {
+            KeyError::Io(source) => CacheError::Io { dir: dir.to_path_buf(), source },
+            KeyError::Unsafe(why) => CacheError::Unsafe { dir: dir.to_path_buf(), why },
+        })?;
         Ok(ArtifactCache { dir: dir.to_path_buf(), key })
     }
 
@@ -178,14 +180,56 @@ fn mac_path(artifact: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn load_or_create_key(path: &Path) -> std::io::Result<[u8; 32]> {
-    if let Ok(bytes) = fs::read(path) {
-        let meta = fs::metadata(path)?;
-        if let (Ok(key), 0) = (<[u8; 32]>::try_from(bytes.as_slice()), meta.mode() & 0o077) {
-            return Ok(key);
+/// Checks that a file or folder is `uid`'s and has none of the `forbidden` mode bits.
+fn check_private(meta: &fs::Metadata, uid: u32, forbidden: u32, what: &str) -> Result<(), String> {
+    if meta.uid() != uid {
+        return Err(format!("it is owned by uid {}, not by you (uid {uid})", meta.uid()));
+    }
+    if meta.mode() & forbidden != 0 {
+        return Err(format!("it is {what} (mode {:o})", meta.mode() & 0o7777));
+    }
+    Ok(())
+}
+
+enum KeyError {
+    Io(std::io::Error),
+    Unsafe(String),
+}
+
+impl From<std::io::Error> for KeyError {
+    fn from(e: std::io::Error) -> Self {
+        KeyError::Io(e)
+    }
+}
+
+/// Reads the key (not through a symlink, and only if it is the user's alone), or creates it.
+fn load_or_create_key(path: &Path, uid: u32) -> Result<[u8; 32], KeyError> {
+    let read = |path: &Path| -> Result<Option<[u8; 32]>, KeyError> {
+        let mut file =
+            match fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                    return Err(KeyError::Unsafe(format!("its key {} is a symlink", path.display())));
+                }
+                Err(e) => return Err(e.into()),
+            };
+        let meta = file.metadata()?;
+        check_private(&meta, uid, 0o077, "readable or writable by other users")
+            .map_err(|why| KeyError::Unsafe(format!("its key {}: {why}", path.display())))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        match <[u8; 32]>::try_from(bytes.as_slice()) {
+            Ok(key) => Ok(Some(key)),
+            // A torn key (a crash while writing it): its artifacts fail the MAC anyway.
+            Err(_) => {
+                fs::remove_file(path)?;
+                Ok(None)
+            }
         }
-        // A key others could read (or a torn one) is replaced; old artifacts then fail the MAC.
-        fs::remove_file(path)?;
+    };
+    if let Some(key) = read(path)? {
+        return Ok(key);
     }
     let mut key = [0u8; 32];
     getrandom(&mut key)?;
@@ -196,10 +240,7 @@ fn load_or_create_key(path: &Path) -> std::io::Result<[u8; 32]> {
     match tmp.persist_noclobber(path) {
         Ok(_) => Ok(key),
         // Another process created the key first: use theirs.
-        Err(_) => {
-            let bytes = fs::read(path)?;
-            <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| std::io::Error::other("torn cache key"))
-        }
+        Err(_) => read(path)?.ok_or_else(|| KeyError::Io(std::io::Error::other("the cache key vanished"))),
     }
 }
 
@@ -262,5 +303,41 @@ mod tests {
         ArtifactCache::open(dir.path()).expect("open");
         let mode = fs::metadata(dir.path().join("key")).expect("key").mode();
         assert_eq!(mode & 0o077, 0);
+    }
+
+    #[test]
+    fn a_folder_others_can_write_is_refused_and_left_as_it_is() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o1777)).expect("chmod");
+        let e = ArtifactCache::open(dir.path()).expect_err("world-writable");
+        assert!(e.to_string().contains("writable by other users (mode 1777)"), "{e}");
+        assert!(e.to_string().contains("--no-cache"), "{e}");
+        let mode = fs::metadata(dir.path()).expect("dir").mode() & 0o7777;
+        assert_eq!(mode, 0o1777, "the folder's mode was changed");
+    }
+
+    #[test]
+    fn a_key_others_can_read_or_a_symlinked_key_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        ArtifactCache::open(dir.path()).expect("open");
+        let key = dir.path().join("key");
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).expect("chmod");
+        let e = ArtifactCache::open(dir.path()).expect_err("readable key");
+        assert!(e.to_string().contains("readable or writable by other users"), "{e}");
+
+        let other = tempfile::tempdir().expect("tempdir");
+        fs::create_dir(other.path().join("compiled")).expect("mkdir");
+        std::os::unix::fs::symlink(&key, other.path().join("key")).expect("symlink");
+        let e = ArtifactCache::open(other.path()).expect_err("symlinked key");
+        assert!(e.to_string().contains("is a symlink"), "{e}");
+    }
+
+    #[test]
+    fn ownership_is_checked_against_the_user() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let meta = fs::metadata(dir.path()).expect("meta");
+        assert!(check_private(&meta, meta.uid(), 0o022, "x").is_ok());
+        let e = check_private(&meta, meta.uid().wrapping_add(1), 0o022, "x").expect_err("another user");
+        assert!(e.contains("not by you"), "{e}");
     }
 }

@@ -1,7 +1,15 @@
-//! Deploying a subject's local cluster: resolving the compose project (files, name, `.env`,
-//! the variables it refers to) and calling a deployment driver with a Docker capability
-//! scoped to that project.
+//! Deploying a subject's local cluster: resolving the compose project and calling a
+//! deployment driver with a Docker capability scoped to that project.
+//!
+//! The subject folder may come from someone else, so what the driver is handed is decided
+//! here, narrowly: the project's name comes from the operator (`-p`, `COMPOSE_PROJECT_NAME`,
+//! the subject), never from the file's `name:`; only files inside the folder are read (no
+//! symlink or `..` out, no FIFO, at most [`MAX_FILE`] bytes, none inside a path containers can
+//! write); only the environment variables the manifest declares reach interpolation; images
+//! come only from registries the manifest allows, by default those the compose file names
+//! literally.
 
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,8 +21,9 @@ use crate::bindings::deployment::exports::operator::core::deployment_target as t
 use crate::engine::{LoadedComponent, Runtime};
 use crate::error::CallError;
 use crate::host::docker::engine::DockerEngine;
-use crate::host::docker::scope::LogLine;
-use crate::host::docker::{DockerGrants, LogStream, ScopedDocker};
+use crate::host::docker::grants::GrantError;
+use crate::host::docker::image::{DOCKER_HUB, normalize_registry};
+use crate::host::docker::{DockerError, DockerGrants, LogLine, LogStream, Project, ScopedDocker};
 use crate::host::progress::ProgressHandle;
 use crate::limits::Limits;
 use crate::manifest::Manifest;
@@ -22,6 +31,8 @@ use crate::sandbox::{CallOutcome, FailedCall, HostState, Policy};
 
 /// Compose's default file names, in the order compose looks for them.
 pub const COMPOSE_FILES: &[&str] = &["compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml"];
+/// Largest compose or `.env` file read.
+pub const MAX_FILE: u64 = 4 * 1024 * 1024;
 
 /// A resolved compose project.
 #[derive(Debug, Clone)]
@@ -31,8 +42,58 @@ pub struct ComposeProject {
     pub dir: PathBuf,
     pub files: Vec<(PathBuf, String)>,
     pub env_file: Option<String>,
-    /// The operator's variables the files refer to (and only those).
+    /// The operator's variables the manifest declares (those that are set).
     pub environment: Vec<(String, String)>,
+    /// Registries images may be pulled from.
+    pub registries: Vec<String>,
+}
+
+/// Where a project comes from and what the operator and the manifest say about it.
+#[derive(Debug, Clone)]
+pub struct ProjectSource<'a> {
+    /// The subject folder (or the current folder).
+    pub dir: &'a Path,
+    /// The manifest's `compose-file`, relative to `dir`.
+    pub compose_file: Option<&'a str>,
+    /// `-p`.
+    pub name_flag: Option<&'a str>,
+    /// The subject's name, the default project name.
+    pub subject: Option<&'a str>,
+    /// Variables the manifest declares in `[deployment] env`.
+    pub env: &'a [String],
+    /// Registries the manifest allows; none: the compose file's literal ones.
+    pub registries: Option<&'a [String]>,
+    /// Paths containers may write (canonical): no project file may lie inside one.
+    pub writable: &'a [PathBuf],
+}
+
+impl<'a> ProjectSource<'a> {
+    /// A folder with nothing declared: no variables, the file's literal registries.
+    pub fn plain(dir: &'a Path) -> Self {
+        ProjectSource {
+            dir,
+            compose_file: None,
+            name_flag: None,
+            subject: None,
+            env: &[],
+            registries: None,
+            writable: &[],
+        }
+    }
+
+    /// The source for a subject's manifest (or a plain folder without one).
+    pub fn new(dir: &'a Path, manifest: Option<&'a Manifest>, grants: &'a DockerGrants) -> Self {
+        let d = manifest.and_then(|m| m.deployment.as_ref());
+        ProjectSource {
+            dir,
+            compose_file: d.and_then(|d| d.compose_file.as_deref()),
+            name_flag: None,
+            subject: None,
+            env: d.map(|d| d.env.as_slice()).unwrap_or_default(),
+            registries: d.and_then(|d| d.registries.as_deref()),
+            writable: &grants.writable_paths,
+        }
+    }
 }
 
 /// Why a project cannot be resolved.
@@ -46,85 +107,102 @@ pub enum ProjectError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{path} resolves to {real}, outside the project folder {dir}; project files are read only from inside it")]
+    Outside { path: PathBuf, real: PathBuf, dir: PathBuf },
+    #[error("{path} lies inside {writable}, which containers can write; keep project files out of writable paths")]
+    Writable { path: PathBuf, writable: PathBuf },
+    #[error("{path} is not a regular file")]
+    NotAFile { path: PathBuf },
+    #[error("{path} is larger than {limit} bytes")]
+    TooLarge { path: PathBuf, limit: u64 },
     #[error(
         "invalid project name `{0}`: it must consist only of lowercase alphanumeric characters, hyphens, and underscores as well as start with a letter or number"
     )]
     BadName(String),
 }
 
+/// Reads `path` if it lies inside `dir` (canonical) and outside every writable path; `None`
+/// when it does not exist.
+fn read_inside(dir: &Path, path: &Path, writable: &[PathBuf]) -> Result<Option<String>, ProjectError> {
+    let real = match path.canonicalize() {
+        Ok(r) => r,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // A dangling symlink is as absent as a missing file.
+            return Ok(None);
+        }
+        Err(source) => return Err(ProjectError::Read { path: path.to_path_buf(), source }),
+    };
+    if !real.starts_with(dir) {
+        return Err(ProjectError::Outside { path: path.to_path_buf(), real, dir: dir.to_path_buf() });
+    }
+    if let Some(w) = writable.iter().find(|w| real.starts_with(w)) {
+        return Err(ProjectError::Writable { path: path.to_path_buf(), writable: w.clone() });
+    }
+    let read_err = |source| ProjectError::Read { path: path.to_path_buf(), source };
+    let meta = std::fs::metadata(&real).map_err(read_err)?;
+    if !meta.is_file() {
+        return Err(ProjectError::NotAFile { path: path.to_path_buf() });
+    }
+    if meta.len() > MAX_FILE {
+        return Err(ProjectError::TooLarge { path: path.to_path_buf(), limit: MAX_FILE });
+    }
+    let mut text = String::new();
+    std::fs::File::open(&real).map_err(read_err)?.take(MAX_FILE + 1).read_to_string(&mut text).map_err(read_err)?;
+    if text.len() as u64 > MAX_FILE {
+        return Err(ProjectError::TooLarge { path: path.to_path_buf(), limit: MAX_FILE });
+    }
+    Ok(Some(text))
+}
+
 impl ComposeProject {
-    /// Resolves the project in `dir`: the compose file (`file`, or compose's default names),
-    /// the name (`name_flag`, then `COMPOSE_PROJECT_NAME`, then the file's `name:`, then the
-    /// folder's name), `.env`, and the variables the files refer to.
-    pub fn resolve(dir: &Path, file: Option<&str>, name_flag: Option<&str>) -> Result<Self, ProjectError> {
-        let dir = dir.canonicalize().map_err(|source| ProjectError::Read { path: dir.to_path_buf(), source })?;
-        let path = match file {
-            Some(f) => dir.join(f),
-            None => COMPOSE_FILES
-                .iter()
-                .map(|f| dir.join(f))
-                .find(|p| p.is_file())
-                .ok_or_else(|| ProjectError::NoComposeFile { dir: dir.clone() })?,
+    /// Resolves the project: the compose file (the manifest's, or compose's default names),
+    /// `.env`, the name (`-p`, then `COMPOSE_PROJECT_NAME`, then the subject, then the folder;
+    /// the file's own `name:` is ignored), the declared variables and the allowed registries.
+    pub fn resolve(src: &ProjectSource) -> Result<Self, ProjectError> {
+        let dir =
+            src.dir.canonicalize().map_err(|source| ProjectError::Read { path: src.dir.to_path_buf(), source })?;
+        let candidates: Vec<PathBuf> = match src.compose_file {
+            Some(f) => vec![dir.join(f)],
+            None => COMPOSE_FILES.iter().map(|f| dir.join(f)).collect(),
         };
-        let text =
-            std::fs::read_to_string(&path).map_err(|source| ProjectError::Read { path: path.clone(), source })?;
-        let env_path = dir.join(".env");
-        let env_file = match std::fs::read_to_string(&env_path) {
-            Ok(t) => Some(t),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(source) => return Err(ProjectError::Read { path: env_path, source }),
-        };
-
-        let name = match name_flag
-            .map(String::from)
-            .or_else(|| std::env::var("COMPOSE_PROJECT_NAME").ok().filter(|n| !n.is_empty()))
-        {
-            Some(explicit) => {
-                let lower = explicit.to_lowercase();
-                if !valid_project_name(&lower) {
-                    return Err(ProjectError::BadName(explicit));
-                }
-                lower
-            }
-            None => match top_level_name(&text) {
-                Some(n) if valid_project_name(&n.to_lowercase()) => n.to_lowercase(),
-                Some(n) => return Err(ProjectError::BadName(n)),
-                None => normalize_name(&dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()),
-            },
-        };
-
-        let mut environment = Vec::new();
-        let mut refs = referenced_names(&text);
-        if let Some(env) = &env_file {
-            refs.extend(referenced_names(env));
-        }
-        for n in refs {
-            if let Ok(v) = std::env::var(&n)
-                && !environment.iter().any(|(k, _): &(String, String)| k == &n)
-            {
-                environment.push((n, v));
+        let mut found = None;
+        for path in candidates {
+            if let Some(text) = read_inside(&dir, &path, src.writable)? {
+                found = Some((path, text));
+                break;
             }
         }
-        Ok(ComposeProject { name, dir, files: vec![(path, text)], env_file, environment })
+        let Some((path, text)) = found else {
+            return match src.compose_file {
+                Some(f) => Err(ProjectError::Read {
+                    path: dir.join(f),
+                    source: std::io::Error::from(std::io::ErrorKind::NotFound),
+                }),
+                None => Err(ProjectError::NoComposeFile { dir }),
+            };
+        };
+        let env_file = read_inside(&dir, &dir.join(".env"), src.writable)?;
+        let name = project_name(src, &dir)?;
+        let environment = src.env.iter().filter_map(|n| std::env::var(n).ok().map(|v| (n.clone(), v))).collect();
+        let registries = match src.registries {
+            Some(list) => list.to_vec(),
+            None => literal_registries(&text),
+        };
+        Ok(ComposeProject { name, dir, files: vec![(path, text)], env_file, environment, registries })
     }
 
     /// Like [`ComposeProject::resolve`], but a missing compose file is allowed: `down` and
     /// `status` work from the containers' labels alone.
-    pub fn resolve_or_labels(dir: &Path, file: Option<&str>, name_flag: Option<&str>) -> Result<Self, ProjectError> {
-        match Self::resolve(dir, file, name_flag) {
-            Err(ProjectError::NoComposeFile { dir }) => {
-                let name = match name_flag
-                    .map(String::from)
-                    .or_else(|| std::env::var("COMPOSE_PROJECT_NAME").ok().filter(|n| !n.is_empty()))
-                {
-                    Some(n) if valid_project_name(&n.to_lowercase()) => n.to_lowercase(),
-                    Some(n) => return Err(ProjectError::BadName(n)),
-                    None => {
-                        normalize_name(&dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
-                    }
-                };
-                Ok(ComposeProject { name, dir, files: Vec::new(), env_file: None, environment: Vec::new() })
-            }
+    pub fn resolve_or_labels(src: &ProjectSource) -> Result<Self, ProjectError> {
+        match Self::resolve(src) {
+            Err(ProjectError::NoComposeFile { dir }) => Ok(ComposeProject {
+                name: project_name(src, &dir)?,
+                dir,
+                files: Vec::new(),
+                env_file: None,
+                environment: Vec::new(),
+                registries: Vec::new(),
+            }),
             other => other,
         }
     }
@@ -144,6 +222,36 @@ impl ComposeProject {
     }
 }
 
+/// The project name: `-p`, `COMPOSE_PROJECT_NAME`, the subject, the folder (the user's choices
+/// first; nothing from the files).
+fn project_name(src: &ProjectSource, dir: &Path) -> Result<String, ProjectError> {
+    let explicit = src
+        .name_flag
+        .map(String::from)
+        .or_else(|| std::env::var("COMPOSE_PROJECT_NAME").ok().filter(|n| !n.is_empty()));
+    let name = match explicit {
+        Some(n) => {
+            let lower = n.to_lowercase();
+            if !valid_project_name(&lower) {
+                return Err(ProjectError::BadName(n));
+            }
+            lower
+        }
+        None => {
+            let base = match src.subject {
+                Some(s) => s.to_string(),
+                None => dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            };
+            let name = normalize_name(&base);
+            if !valid_project_name(&name) {
+                return Err(ProjectError::BadName(base));
+            }
+            name
+        }
+    };
+    Ok(name)
+}
+
 /// Compose's rule for a project name.
 pub fn valid_project_name(name: &str) -> bool {
     let mut c = name.chars();
@@ -161,44 +269,117 @@ pub fn normalize_name(dir: &str) -> String {
         .to_string()
 }
 
-/// The value of a top-level `name:` key, if the file has one (read without a YAML parser:
-/// an unindented `name:` line).
-fn top_level_name(text: &str) -> Option<String> {
-    text.lines().find_map(|l| {
-        let v = l.strip_prefix("name:")?.trim();
-        let v = v.split(" #").next().unwrap_or(v).trim().trim_matches(['"', '\'']);
-        (!v.is_empty() && !v.contains('$')).then(|| v.to_string())
-    })
+/// The registries a compose file names literally: for every `image:` value, with each
+/// `${VAR:-default}` replaced by its default, the registry, when no variable decides it. An
+/// image without a registry part is Docker Hub's. Read from the text as written, before any
+/// interpolation: a registry that only a variable names is not literal.
+pub fn literal_registries(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for value in image_values(text) {
+        let image = with_defaults(&value);
+        let first = image.split('/').next().unwrap_or_default();
+        let registry = if image.contains('/') && (first.contains(['.', ':']) || first == "localhost") {
+            first.to_string()
+        } else {
+            DOCKER_HUB.to_string()
+        };
+        if registry.contains('$') || first.starts_with('$') || image.is_empty() {
+            continue;
+        }
+        let registry = normalize_registry(&registry);
+        if !out.contains(&registry) {
+            out.push(registry);
+        }
+    }
+    out
 }
 
-/// The variable names a text refers to (`$VAR`, `${VAR...}`), `$$` excluded.
-pub fn referenced_names(text: &str) -> Vec<String> {
-    let bytes = text.as_bytes();
-    let mut names = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] != b'$' {
-            i += 1;
-            continue;
+/// The values of `image:` keys, block or flow style, anchors stripped, aliases skipped.
+fn image_values(text: &str) -> Vec<String> {
+    let mut values = Vec::new();
+    for line in text.lines() {
+        let mut rest = line;
+        while let Some(i) = rest.find("image") {
+            let before = rest[..i].chars().next_back();
+            let after = &rest[i + "image".len()..];
+            rest = after;
+            if !before.is_none_or(|c| c.is_whitespace() || matches!(c, '{' | ',' | '"' | '\'')) {
+                continue;
+            }
+            let after = after.trim_start_matches(['"', '\'']).trim_start();
+            let Some(value) = after.strip_prefix(':') else { continue };
+            if !(value.is_empty() || value.starts_with([' ', '\t'])) {
+                continue;
+            }
+            let mut value = value.trim_start();
+            if let Some(anchored) = value.strip_prefix('&') {
+                value = anchored.split_once(' ').map(|(_, v)| v.trim_start()).unwrap_or("");
+            }
+            let v = match value.chars().next() {
+                Some(q @ ('"' | '\'')) => value[1..].split(q).next().unwrap_or_default(),
+                Some('*' | '|' | '>') | None => continue,
+                Some(_) => plain_scalar(value),
+            };
+            values.push(v.trim().to_string());
         }
-        if bytes.get(i + 1) == Some(&b'$') {
-            i += 2;
-            continue;
+    }
+    values
+}
+
+/// A plain (unquoted) scalar: up to a comment, or a `,`/`}` ending a flow mapping outside `${}`.
+fn plain_scalar(value: &str) -> &str {
+    let mut depth = 0usize;
+    let mut prev = ' ';
+    for (i, c) in value.char_indices() {
+        match c {
+            '{' if prev == '$' => depth += 1,
+            '}' if depth > 0 => depth -= 1,
+            ',' | '}' if depth == 0 => return &value[..i],
+            '#' if depth == 0 && prev.is_whitespace() => return &value[..i],
+            _ => {}
         }
-        let start = if bytes.get(i + 1) == Some(&b'{') { i + 2 } else { i + 1 };
-        let mut j = start;
-        while j < bytes.len() && (bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_') {
-            j += 1;
-        }
-        if j > start {
-            let n = text[start..j].to_string();
-            if !names.contains(&n) {
-                names.push(n);
+        prev = c;
+    }
+    value
+}
+
+/// `${VAR:-d}` and `${VAR-d}` replaced by `d` (nested ones too); other references kept.
+fn with_defaults(value: &str) -> String {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let inner_start = i + 2;
+        let mut depth = 1;
+        let mut end = None;
+        for (j, c) in rest[inner_start..].char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = Some(inner_start + j);
+                        break;
+                    }
+                }
+                _ => {}
             }
         }
-        i = j.max(i + 1);
+        let Some(end) = end else {
+            out.push_str(&rest[i..]);
+            return out;
+        };
+        let inner = &rest[inner_start..end];
+        let op = &inner[inner.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(inner.len())..];
+        let default = op.strip_prefix(":-").or_else(|| op.strip_prefix('-'));
+        match default {
+            Some(d) => out.push_str(&with_defaults(d)),
+            None => out.push('$'),
+        }
+        rest = &rest[end + 1..];
     }
-    names
+    out.push_str(rest);
+    out
 }
 
 /// One service's state after `up` or for `status`.
@@ -253,9 +434,10 @@ pub fn default_limits() -> Limits {
     Limits { deadline: Duration::from_secs(30), host_time: Duration::from_secs(2 * 3600), ..Limits::default() }
 }
 
-/// The Docker grants a manifest gives (relative host paths resolve against the subject folder).
-pub fn grants(manifest: Option<&Manifest>, dir: &Path) -> DockerGrants {
-    let Some(m) = manifest else { return DockerGrants::default() };
+/// The Docker grants a manifest gives, checked against the subject folder (relative paths
+/// resolve against it).
+pub fn grants(manifest: Option<&Manifest>, dir: &Path) -> Result<DockerGrants, GrantError> {
+    let Some(m) = manifest else { return DockerGrants::default().validate(dir) };
     let d = m.deployment.clone().unwrap_or_default().docker;
     DockerGrants {
         privileged: d.privileged,
@@ -266,8 +448,27 @@ pub fn grants(manifest: Option<&Manifest>, dir: &Path) -> DockerGrants {
         cap_add: d.cap_add,
         devices: d.devices,
         host_paths: d.host_paths.iter().map(|p| dir.join(p)).collect(),
+        writable_paths: d.writable_paths.iter().map(|p| dir.join(p)).collect(),
+        publish_addresses: d.publish_addresses,
+        low_ports: d.low_ports,
+        ulimits: d.ulimits,
+        extra_hosts: d.extra_hosts,
+        restart_always: d.restart_always,
+        labels: d.labels,
         manifest: Some(m.path.clone()),
     }
+    .validate(dir)
+}
+
+/// Why a deployment driver could not be set up for a project.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The component is not a deployment driver.
+    #[error(transparent)]
+    Contract(#[from] CallError),
+    /// The project holds resources this host did not create, or Docker failed.
+    #[error("{0}")]
+    Project(DockerError),
 }
 
 /// A deployment driver ready to call for one project.
@@ -280,9 +481,9 @@ pub struct Deployer<'r> {
 }
 
 impl<'r> Deployer<'r> {
-    /// Checks that `component` implements the DeploymentTarget contract and scopes Docker to
-    /// `project`.
-    pub fn new(
+    /// Checks that `component` implements the DeploymentTarget contract and that the project
+    /// is this host's to act on, and scopes Docker to it.
+    pub async fn open(
         runtime: &'r Runtime,
         component: &'r LoadedComponent,
         project: ComposeProject,
@@ -290,15 +491,21 @@ impl<'r> Deployer<'r> {
         grants: DockerGrants,
         limits: Limits,
         progress: ProgressHandle,
-    ) -> Result<Self, CallError> {
+    ) -> Result<Self, OpenError> {
         let pre = b::DeploymentDriverPre::new(component.pre.clone()).map_err(|e| CallError::ContractMismatch {
             detail: format!(
                 "`{}` does not implement the DeploymentTarget contract (operator:core/deployment-target@0.1.x): {e:#}",
                 component.name
             ),
         })?;
-        let files = project.files.iter().map(|(p, _)| p.clone()).collect();
-        let docker = ScopedDocker::new(engine, &project.name, &project.dir, files, grants, progress.clone());
+        let scope = Project {
+            name: project.name.clone(),
+            dir: project.dir.clone(),
+            config_files: project.files.iter().map(|(p, _)| p.clone()).collect(),
+            registries: project.registries.clone(),
+        };
+        let docker = ScopedDocker::new(engine, scope, grants, progress.clone());
+        docker.check_ownership().await.map_err(OpenError::Project)?;
         let policy = Policy { docker: Some(Arc::new(docker)), limits, progress, ..Policy::default() };
         Ok(Deployer { runtime, component, pre, project, policy })
     }
@@ -388,7 +595,7 @@ impl<'r> Deployer<'r> {
     }
 }
 
-/// A batch of log lines, or `None` at the end (re-exported for the CLI).
+/// A batch of log lines, or `None` at the end (for the CLI).
 pub async fn next_log_lines(stream: &mut LogStream, wait: Duration) -> Option<Vec<LogLine>> {
     stream.next_batch(wait).await
 }
@@ -404,29 +611,110 @@ mod tests {
         assert!(valid_project_name("tikv"));
         assert!(!valid_project_name("Tikv"));
         assert!(!valid_project_name("_x"));
-        assert_eq!(top_level_name("# c\nname: demo # note\nservices:\n  name: no\n"), Some("demo".into()));
-        assert_eq!(top_level_name("services:\n  a:\n    name: x\n"), None);
     }
 
-    #[test]
-    fn only_referenced_variables_are_found() {
-        assert_eq!(referenced_names("${A:-x} $B $$C ${D} $ {E}"), vec!["A", "B", "D"]);
-    }
-
-    #[test]
-    fn a_project_resolves_from_its_folder() {
+    fn folder(files: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().expect("tempdir");
         let sub = dir.path().join("My-Cluster");
         std::fs::create_dir(&sub).expect("mkdir");
-        std::fs::write(sub.join("docker-compose.yaml"), "services:\n  a:\n    image: ${OPERATOR_TEST_IMAGE_XYZ:-x}\n")
-            .expect("write");
-        std::fs::write(sub.join(".env"), "B=1\n").expect("write");
-        let p = ComposeProject::resolve(&sub, None, None).expect("resolves");
+        for (name, text) in files {
+            std::fs::write(sub.join(name), text).expect("write");
+        }
+        (dir, sub)
+    }
+
+    #[test]
+    fn a_project_resolves_from_its_folder_and_the_files_name_is_ignored() {
+        let (dir, sub) = folder(&[
+            ("docker-compose.yaml", "name: someone-else\nservices:\n  a:\n    image: ${OPERATOR_TEST_IMAGE_XYZ:-x}\n"),
+            (".env", "B=1\n"),
+        ]);
+        let src = ProjectSource::plain(&sub);
+        let p = ComposeProject::resolve(&src).expect("resolves");
         assert_eq!(p.name, "my-cluster");
         assert_eq!(p.env_file.as_deref(), Some("B=1\n"));
         assert!(p.environment.is_empty());
-        assert_eq!(ComposeProject::resolve(&sub, None, Some("other")).expect("flag").name, "other");
-        assert!(matches!(ComposeProject::resolve(&sub, None, Some("Bad Name")), Err(ProjectError::BadName(_))));
-        assert!(matches!(ComposeProject::resolve(dir.path(), None, None), Err(ProjectError::NoComposeFile { .. })));
+        assert_eq!(
+            ComposeProject::resolve(&ProjectSource { subject: Some("etcd"), ..src.clone() }).expect("subject").name,
+            "etcd"
+        );
+        assert_eq!(
+            ComposeProject::resolve(&ProjectSource { name_flag: Some("other"), subject: Some("etcd"), ..src.clone() })
+                .expect("flag")
+                .name,
+            "other"
+        );
+        assert!(matches!(
+            ComposeProject::resolve(&ProjectSource { name_flag: Some("Bad Name"), ..src.clone() }),
+            Err(ProjectError::BadName(_))
+        ));
+        let parent = ProjectSource::plain(dir.path());
+        assert!(matches!(ComposeProject::resolve(&parent), Err(ProjectError::NoComposeFile { .. })));
+    }
+
+    #[test]
+    fn only_declared_variables_reach_the_driver() {
+        let (_dir, sub) = folder(&[("compose.yaml", "services:\n  a:\n    image: x:${OPERATOR_TEST_TAG}\n")]);
+        // SAFETY: tests that read the environment use their own variable names.
+        unsafe {
+            std::env::set_var("OPERATOR_TEST_TAG", "1");
+            std::env::set_var("OPERATOR_TEST_SECRET", "s3cret");
+        }
+        let declared = vec!["OPERATOR_TEST_TAG".to_string(), "OPERATOR_TEST_UNSET".to_string()];
+        let p = ComposeProject::resolve(&ProjectSource { env: &declared, ..ProjectSource::plain(&sub) }).expect("ok");
+        assert_eq!(p.environment, vec![("OPERATOR_TEST_TAG".to_string(), "1".to_string())]);
+        let p = ComposeProject::resolve(&ProjectSource::plain(&sub)).expect("ok");
+        assert!(p.environment.is_empty());
+    }
+
+    #[test]
+    fn files_outside_the_folder_or_not_regular_are_not_read() {
+        let (dir, sub) = folder(&[]);
+        std::fs::write(dir.path().join("secret"), "TOKEN=x\n").expect("write");
+        std::os::unix::fs::symlink(dir.path().join("secret"), sub.join(".env")).expect("symlink");
+        std::fs::write(sub.join("compose.yaml"), "services:\n  a:\n    image: x\n").expect("write");
+        let src = ProjectSource::plain(&sub);
+        assert!(matches!(ComposeProject::resolve(&src), Err(ProjectError::Outside { .. })));
+        std::fs::remove_file(sub.join(".env")).expect("rm");
+
+        std::fs::remove_file(sub.join("compose.yaml")).expect("rm");
+        std::os::unix::fs::symlink("/etc/hostname", sub.join("compose.yaml")).expect("symlink");
+        assert!(matches!(ComposeProject::resolve(&src), Err(ProjectError::Outside { .. })));
+        std::fs::remove_file(sub.join("compose.yaml")).expect("rm");
+
+        let fifo = std::ffi::CString::new(sub.join("compose.yaml").display().to_string()).expect("path");
+        // SAFETY: mkfifo with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        assert!(matches!(ComposeProject::resolve(&src), Err(ProjectError::NotAFile { .. })));
+        std::fs::remove_file(sub.join("compose.yaml")).expect("rm");
+
+        std::fs::create_dir(sub.join("data")).expect("mkdir");
+        std::fs::write(sub.join("data/c.yaml"), "services: {}\n").expect("write");
+        let writable = vec![sub.join("data").canonicalize().expect("canonical")];
+        let src = ProjectSource { compose_file: Some("data/c.yaml"), writable: &writable, ..src };
+        assert!(matches!(ComposeProject::resolve(&src), Err(ProjectError::Writable { .. })));
+    }
+
+    #[test]
+    fn literal_registries_are_read_before_interpolation() {
+        let text = r#"
+x-etcd: &etcd
+  image: ${ETCD_IMAGE:-operator/etcd:3.4.23-debian}
+services:
+  a: { image: "quay.io/coreos/etcd:v3.4.23", ports: ["1:1"] }
+  b:
+    image: 127.0.0.1:5999/x:${SOME_TOKEN}
+  c:
+    image: ${REGISTRY}/team/x:1
+  d:
+    image: ${REG:-ghcr.io}/team/y # comment
+  e:
+    <<: *etcd
+  f:
+    image: *img
+    labels: [my-image: x]
+"#;
+        assert_eq!(literal_registries(text), ["docker.io", "quay.io", "127.0.0.1:5999", "ghcr.io"]);
+        assert!(literal_registries("services:\n  a:\n    image: ${ONLY_A_VARIABLE}\n").is_empty());
     }
 }

@@ -115,13 +115,17 @@ impl Runtime {
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let compat = hex::encode(&hasher.0.finalize()[..8]);
 
-        let cache = options.cache_dir.as_deref().and_then(|dir| match ArtifactCache::open(dir) {
-            Ok(c) => Some(c),
-            Err(e) => {
+        // A folder that cannot be created or written just means compiling every time; one that
+        // someone else controls could feed us native code, so it stops the runtime.
+        let cache = match options.cache_dir.as_deref().map(ArtifactCache::open) {
+            None => None,
+            Some(Ok(c)) => Some(c),
+            Some(Err(e @ crate::cache::CacheError::Unsafe { .. })) => return Err(e.into()),
+            Some(Err(e)) => {
                 tracing::warn!("not using the compile cache: {e}");
                 None
             }
-        });
+        };
         let transport = Arc::new(ReqwestTransport::new()?);
         Ok(Runtime { engine, linker, cache, compat, compile_timeout: options.compile_timeout, transport, pooling })
     }

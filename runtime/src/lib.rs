@@ -8,6 +8,7 @@
 //! - [`registry`]: finding components and subjects by name.
 //! - [`subject`]: typed calls to Subject adapters; [`dynamic`]: calls to any export;
 //!   [`inspect`]: a component's world without running it.
+//! - [`text`]: foreign text made safe for a terminal.
 
 mod bindings;
 pub mod cache;
@@ -22,6 +23,7 @@ pub mod manifest;
 pub mod registry;
 pub mod sandbox;
 pub mod subject;
+pub mod text;
 
 pub use engine::{LoadOrigin, LoadedComponent, Runtime, RuntimeOptions};
 pub use error::{Budget, CallError, LoadError};

@@ -49,12 +49,17 @@ pub struct Manifest {
 /// `[deployment]`: how the subject's local cluster is deployed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeploymentSection {
-    /// Compose file, relative to the subject folder (default: compose's file names).
+    /// Compose file, relative to the subject folder and inside it (default: compose's names).
     pub compose_file: Option<String>,
     /// The deployment driver component (default `compose`).
     pub driver: Option<String>,
     /// Named URLs shown after `up` (Grafana, Prometheus, PD...).
     pub urls: BTreeMap<String, String>,
+    /// The operator's environment variables the compose file may interpolate; no others are
+    /// handed to the driver.
+    pub env: Vec<String>,
+    /// Registries images may be pulled from; none: those the compose file names literally.
+    pub registries: Option<Vec<String>>,
     /// What the driver may do beyond its project's own resources.
     pub docker: DockerSection,
 }
@@ -67,11 +72,26 @@ pub struct DockerSection {
     pub host_network: bool,
     pub host_pid: bool,
     pub host_ipc: bool,
+    /// The Docker socket, and any bind that is, contains or lies inside its folder.
     pub docker_socket: bool,
     pub cap_add: Vec<String>,
     pub devices: Vec<String>,
-    /// Host directories (absolute, or relative to the subject folder) bind mounts may use.
+    /// Host paths (absolute, or relative to the subject folder) binds may use read-only.
     pub host_paths: Vec<String>,
+    /// Host paths binds may use read-write, each bound whole; never the subject folder.
+    pub writable_paths: Vec<String>,
+    /// Host addresses ports may be published on besides loopback (`0.0.0.0`: all interfaces).
+    pub publish_addresses: Vec<String>,
+    /// Host ports below 1024.
+    pub low_ports: bool,
+    /// Ulimit names (`nofile`).
+    pub ulimits: Vec<String>,
+    /// `extra_hosts` entries.
+    pub extra_hosts: bool,
+    /// `restart: always` and `unless-stopped`, which outlive the operator.
+    pub restart_always: bool,
+    /// Namespaced label keys (`traefik.enable`), or prefixes ending in `.`.
+    pub labels: Vec<String>,
 }
 
 /// `[subject]`: which component serves this subject.
@@ -142,12 +162,14 @@ struct RawManifest {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawDeployment {
-    compose_file: Option<String>,
+    compose_file: Option<Spanned<String>>,
     driver: Option<String>,
     #[serde(default)]
     urls: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
-    docker: DockerSection,
+    env: Vec<Spanned<String>>,
+    registries: Option<Vec<Spanned<String>>>,
+    docker: Option<Spanned<DockerSection>>,
 }
 
 #[derive(Deserialize)]
@@ -262,7 +284,49 @@ impl Manifest {
                     parse_endpoint_url(url.get_ref()).map_err(|m| invalid(Some(url.span()), m))?;
                     urls.insert(name, url.into_inner());
                 }
-                Some(DeploymentSection { compose_file: d.compose_file, driver: d.driver, urls, docker: d.docker })
+                let compose_file = match d.compose_file {
+                    Some(f) => {
+                        check_relative(f.get_ref())
+                            .map_err(|m| invalid(Some(f.span()), format!("compose-file {m}")))?;
+                        Some(f.into_inner())
+                    }
+                    None => None,
+                };
+                let mut env = Vec::new();
+                for v in d.env {
+                    let name = v.get_ref();
+                    let ok = name.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+                        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                    if !ok {
+                        return Err(invalid(Some(v.span()), format!("env: `{name}` is not a variable name")));
+                    }
+                    env.push(v.into_inner());
+                }
+                let registries = match d.registries {
+                    Some(list) => {
+                        let mut out = Vec::new();
+                        for r in list {
+                            crate::host::docker::image::check_registry(r.get_ref())
+                                .map_err(|m| invalid(Some(r.span()), format!("registries: {m}")))?;
+                            out.push(crate::host::docker::image::normalize_registry(r.get_ref()));
+                        }
+                        Some(out)
+                    }
+                    None => None,
+                };
+                let (docker_span, docker) = match d.docker {
+                    Some(s) => (Some(s.span()), s.into_inner()),
+                    None => (None, DockerSection::default()),
+                };
+                for a in &docker.publish_addresses {
+                    if a.parse::<std::net::IpAddr>().is_err() {
+                        return Err(invalid(
+                            docker_span.clone(),
+                            format!("publish-addresses: `{a}` is not an IP address"),
+                        ));
+                    }
+                }
+                Some(DeploymentSection { compose_file, driver: d.driver, urls, env, registries, docker })
             }
         };
         let subject =
@@ -305,6 +369,18 @@ fn validate_rule(
         return Err(invalid(None, "an allow rule needs at least one method and one path".into()));
     }
     Ok(Rule { methods, paths })
+}
+
+/// A path that stays inside the folder it is relative to: not absolute, no `..`.
+fn check_relative(path: &str) -> Result<(), String> {
+    let p = Path::new(path);
+    if path.is_empty() || p.is_absolute() {
+        return Err(format!("`{path}` must be a path relative to the subject folder"));
+    }
+    if p.components().any(|c| !matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir)) {
+        return Err(format!("`{path}` must stay inside the subject folder (no `..`)"));
+    }
+    Ok(())
 }
 
 /// Endpoint names are identifiers a component hard-codes: keep them simple.
@@ -417,6 +493,31 @@ memory = "64MiB"
         assert!(!d.docker.privileged);
         let e = error_of("[deployment.docker]\nprivilegd = true\n");
         assert!(e.contains("unknown field `privilegd`"), "{e}");
+    }
+
+    #[test]
+    fn a_compose_file_outside_the_subject_folder_is_refused() {
+        for path in ["/etc/passwd", "../other/compose.yaml", "sub/../../x.yaml"] {
+            let e = error_of(&format!("[deployment]\ncompose-file = \"{path}\"\n"));
+            assert!(e.starts_with("m.toml:2: compose-file"), "{path}: {e}");
+        }
+        let m =
+            Manifest::parse(Path::new("m.toml"), "[deployment]\ncompose-file = \"./sub/c.yaml\"\n").expect("inside");
+        assert_eq!(m.deployment.and_then(|d| d.compose_file).as_deref(), Some("./sub/c.yaml"));
+    }
+
+    #[test]
+    fn declared_variables_and_registries_are_checked() {
+        let text = "[deployment]\nenv = [\"ETCD_IMAGE\", \"_X1\"]\nregistries = [\"Quay.io\", \"127.0.0.1:5000\"]\n";
+        let d = Manifest::parse(Path::new("m.toml"), text).expect("valid").deployment.expect("deployment");
+        assert_eq!(d.env, vec!["ETCD_IMAGE".to_string(), "_X1".to_string()]);
+        assert_eq!(d.registries, Some(vec!["quay.io".to_string(), "127.0.0.1:5000".to_string()]));
+        let e = error_of("[deployment]\nenv = [\"A-B\"]\n");
+        assert!(e.contains("`A-B` is not a variable name"), "{e}");
+        let e = error_of("[deployment]\nregistries = [\"https://x\"]\n");
+        assert!(e.contains("registries:"), "{e}");
+        let e = error_of("[deployment.docker]\npublish-addresses = [\"everywhere\"]\n");
+        assert!(e.contains("not an IP address"), "{e}");
     }
 
     #[test]

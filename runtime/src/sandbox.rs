@@ -24,9 +24,10 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use crate::engine::{EPOCH_TICK, LoadedComponent, Runtime};
 use crate::error::{Budget, CallError, HostAbort};
 use crate::host::docker::ScopedDocker;
+use crate::host::docker::streams::StreamSlots;
 use crate::host::http::{HttpGrants, HttpTransport};
 use crate::host::log::ComponentLog;
-use crate::host::progress::ProgressHandle;
+use crate::host::progress::{ProgressGate, ProgressHandle};
 use crate::host::stdio::{CappedOutput, Captured};
 use crate::limits::Limits;
 
@@ -53,7 +54,10 @@ pub struct HostState {
     pub(crate) log: ComponentLog,
     pub(crate) denials: Vec<Denial>,
     pub(crate) docker: Option<Arc<ScopedDocker>>,
+    /// The call's open Docker streams, against their cap.
+    pub(crate) docker_streams: StreamSlots,
     pub(crate) progress: ProgressHandle,
+    pub(crate) progress_gate: ProgressGate,
 }
 
 impl WasiView for HostState {
@@ -97,6 +101,8 @@ pub struct CallReport {
     pub stderr: Captured,
     pub denials: Vec<Denial>,
     pub logs_dropped: u64,
+    /// Progress reports not shown (past the per-call task cap or rate).
+    pub progress_dropped: u64,
 }
 
 /// A failed call with what it had done before failing.
@@ -147,7 +153,9 @@ impl Runtime {
             log: ComponentLog::new(&component.name),
             denials: Vec::new(),
             docker: policy.docker.clone(),
+            docker_streams: StreamSlots::default(),
             progress: policy.progress.clone(),
+            progress_gate: ProgressGate::default(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -184,6 +192,7 @@ impl Runtime {
             stderr: stderr.captured(),
             denials: std::mem::take(&mut state.denials),
             logs_dropped: state.log.dropped(),
+            progress_dropped: state.progress_gate.dropped(),
         };
         match result {
             Ok(value) => Ok(CallOutcome { value, report }),
@@ -373,7 +382,12 @@ impl CallClock {
     }
 }
 
-/// Caps the total linear memory of an instance and records its peak.
+/// Bytes a table element is counted as (a function reference is one pointer).
+const TABLE_ELEMENT_BYTES: u64 = 8;
+
+/// Caps the memory of an instance, linear memories and tables together, and records its peak.
+/// Tables count because without the pooling allocator nothing else bounds them (1,000 tables
+/// of 1,000,000 elements would be 8 GB).
 struct MemoryLimiter {
     limit: u64,
     total: u64,
@@ -386,9 +400,10 @@ impl MemoryLimiter {
     }
 }
 
-impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        let after = (self.total + desired as u64).saturating_sub(current as u64);
+impl MemoryLimiter {
+    /// Accounts a growth from `current` to `desired` bytes, or aborts past the limit.
+    fn grow(&mut self, current: u64, desired: u64) -> wasmtime::Result<bool> {
+        let after = (self.total + desired).saturating_sub(current);
         if after > self.limit {
             return Err(HostAbort::Memory { limit: self.limit, requested: after }.into());
         }
@@ -396,9 +411,18 @@ impl ResourceLimiter for MemoryLimiter {
         self.peak = self.peak.max(after);
         Ok(true)
     }
+}
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= 1_000_000)
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.grow(current as u64, desired as u64)
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > 1_000_000 {
+            return Ok(false);
+        }
+        self.grow(current as u64 * TABLE_ELEMENT_BYTES, desired as u64 * TABLE_ELEMENT_BYTES)
     }
 
     fn instances(&self) -> usize {
@@ -463,5 +487,17 @@ mod tests {
         let abort = e.downcast_ref::<HostAbort>().expect("host abort");
         assert!(matches!(abort, HostAbort::Memory { limit, requested } if *limit == 1 << 20 && *requested == 2 << 20));
         assert_eq!(l.peak, 512 << 10);
+    }
+
+    #[test]
+    fn tables_count_against_the_memory_limit() {
+        let mut l = MemoryLimiter::new(1 << 20);
+        assert!(l.memory_growing(0, 512 << 10, None).expect("fits"));
+        // 60,000 elements are 480 KiB: still under 1 MiB with the memory.
+        assert!(l.table_growing(0, 60_000, None).expect("fits"));
+        let e = l.table_growing(60_000, 100_000, None).expect_err("past the limit");
+        assert!(matches!(e.downcast_ref::<HostAbort>(), Some(HostAbort::Memory { .. })));
+        // Past the element cap a table simply does not grow.
+        assert!(!l.table_growing(0, 2_000_000, None).expect("refused"));
     }
 }

@@ -14,13 +14,13 @@ use crate::bindings::exports::operator::core::deployment_target::{
     DeployError, LogOptions, Project as ProjectInput, ServiceStatus, UpOptions,
 };
 use crate::bindings::operator::core::docker::{
-    ContainerEvent, ContainerInfo, ContainerSpec, DockerError, Healthcheck as WitHealthcheck, Mount as WitMount,
-    MountKind, NetworkAttachment, NetworkInfo, PortBinding, RestartPolicy, Ulimit, VolumeInfo,
+    ContainerEvent, ContainerInfo, ContainerSpec, DockerError, Mount, NetworkAttachment, NetworkInfo, NetworkMode,
+    Protocol, VolumeInfo, VolumeMount,
 };
 use crate::bindings::operator::core::log::Level;
 use crate::bindings::operator::core::progress::Phase;
 use crate::interpolate::{Env, interpolate_tree, parse_dotenv};
-use crate::model::{self, Condition, Mount, Project, Service};
+use crate::model::{self, Condition, Project, Service};
 use crate::yaml::{self, Kind, Node};
 
 /// What the driver needs from its host.
@@ -56,6 +56,8 @@ fn docker_error(e: DockerError) -> DeployError {
 pub fn describe(e: &DockerError) -> String {
     match e {
         DockerError::Denied(d) => format!("denied: {} ({})", d.reason, d.hint),
+        DockerError::Invalid(m) => format!("invalid: {m}"),
+        DockerError::LimitExceeded(m) => format!("limit-exceeded: {m}"),
         DockerError::NotFound(m) => m.clone(),
         DockerError::Conflict(m) => m.clone(),
         DockerError::ImageUnavailable(m) => m.clone(),
@@ -95,6 +97,13 @@ pub fn load(input: &ProjectInput, host: &dyn Host) -> Result<Project, DeployErro
     };
     let project = model::project(&root, &input.directory, &lookup, &mut warnings)
         .map_err(|e| DeployError::InvalidProject(format!("{last_path}:{}: {}", e.line, e.message)))?;
+    if let Some(name) = project.name.as_deref().filter(|n| *n != input.name) {
+        warnings.push(format!(
+            "the compose file's `name: {name}` is not used: this project is `{}` (the host names projects after \
+             the subject or -p)",
+            input.name
+        ));
+    }
     for w in warnings {
         host.log(Level::Warn, &w);
     }
@@ -124,7 +133,8 @@ fn container_name(project: &str, s: &Service) -> String {
     s.container_name.clone().unwrap_or_else(|| format!("{project}-{}-1", s.name))
 }
 
-/// The engine request for one service.
+/// The `container-spec` for one service: the model already holds the contract's shapes, so
+/// this adds only what depends on the project (the container name and compose's aliases).
 pub fn spec(project: &str, s: &Service) -> ContainerSpec {
     let name = container_name(project, s);
     ContainerSpec {
@@ -136,62 +146,24 @@ pub fn spec(project: &str, s: &Service) -> ContainerSpec {
         entrypoint: s.entrypoint.clone(),
         environment: s.environment.clone(),
         labels: s.labels.clone(),
-        ports: s
-            .ports
-            .iter()
-            .map(|p| PortBinding {
-                container_port: p.container,
-                protocol: p.protocol.clone(),
-                host_ip: p.host_ip.clone(),
-                host_port: p.host,
-            })
-            .collect(),
-        mounts: s
-            .mounts
-            .iter()
-            .map(|m| match m {
-                Mount::Bind { source, target, read_only } => WitMount {
-                    kind: MountKind::Bind,
-                    source: source.clone(),
-                    target: target.clone(),
-                    read_only: *read_only,
-                },
-                Mount::Volume { source, target, read_only } => WitMount {
-                    kind: MountKind::Volume,
-                    source: source.clone(),
-                    target: target.clone(),
-                    read_only: *read_only,
-                },
-                Mount::Tmpfs { target } => {
-                    WitMount { kind: MountKind::Tmpfs, source: String::new(), target: target.clone(), read_only: false }
-                }
-            })
-            .collect(),
-        networks: s
-            .networks
-            .iter()
-            .map(|(key, extra)| {
-                // Compose's aliases: the service name and the container name, plus any configured.
-                let mut aliases = vec![s.name.clone(), name.clone()];
-                aliases.extend(extra.iter().cloned());
-                aliases.dedup();
-                NetworkAttachment { network: key.clone(), aliases }
-            })
-            .collect(),
-        healthcheck: s.healthcheck.as_ref().map(|h| WitHealthcheck {
-            test: h.test.clone(),
-            interval_ms: h.interval_ms,
-            timeout_ms: h.timeout_ms,
-            retries: h.retries,
-            start_period_ms: h.start_period_ms,
-            start_interval_ms: h.start_interval_ms,
-        }),
-        restart: match s.restart.split(':').next().unwrap_or("no") {
-            "always" => RestartPolicy::Always,
-            "on-failure" => RestartPolicy::OnFailure,
-            "unless-stopped" => RestartPolicy::UnlessStopped,
-            _ => RestartPolicy::No,
+        ports: s.ports.clone(),
+        mounts: s.mounts.clone(),
+        network: match &s.network {
+            NetworkMode::Networks(list) => NetworkMode::Networks(
+                list.iter()
+                    .map(|a| {
+                        // Compose's aliases: the service name and the container name, plus any configured.
+                        let mut aliases = vec![s.name.clone(), name.clone()];
+                        aliases.extend(a.aliases.iter().cloned());
+                        aliases.dedup();
+                        NetworkAttachment { network: a.network.clone(), aliases }
+                    })
+                    .collect(),
+            ),
+            other => other.clone(),
         },
+        healthcheck: s.healthcheck.clone(),
+        restart: s.restart,
         hostname: s.hostname.clone(),
         user: s.user.clone(),
         working_dir: s.working_dir.clone(),
@@ -203,18 +175,13 @@ pub fn spec(project: &str, s: &Service) -> ContainerSpec {
             .collect(),
         stop_grace_period_ms: s.stop_grace_period_ms,
         stop_signal: s.stop_signal.clone(),
-        ulimits: s
-            .ulimits
-            .iter()
-            .map(|(name, soft, hard)| Ulimit { name: name.clone(), soft: *soft, hard: *hard })
-            .collect(),
+        ulimits: s.ulimits.clone(),
         extra_hosts: s.extra_hosts.clone(),
         privileged: s.privileged,
         cap_add: s.cap_add.clone(),
         devices: s.devices.clone(),
-        network_mode: s.network_mode.clone(),
-        pid_mode: s.pid.clone(),
-        ipc_mode: s.ipc.clone(),
+        pid_host: s.pid_host,
+        ipc: s.ipc,
     }
 }
 
@@ -312,8 +279,13 @@ fn status_of(c: &ContainerInfo) -> ServiceStatus {
             .iter()
             .filter_map(|p| {
                 p.host_port.map(|h| {
-                    let ip = if p.host_ip.is_empty() { "0.0.0.0" } else { &p.host_ip };
-                    format!("{ip}:{h}->{}/{}", p.container_port, p.protocol)
+                    let ip = p.host_ip.as_deref().unwrap_or("0.0.0.0");
+                    let proto = match p.protocol {
+                        Protocol::Tcp => "tcp",
+                        Protocol::Udp => "udp",
+                        Protocol::Sctp => "sctp",
+                    };
+                    format!("{ip}:{h}->{}/{proto}", p.container_port)
                 })
             })
             .collect(),
@@ -372,8 +344,14 @@ fn converge(
     deadline: Option<u64>,
     host: &dyn Host,
 ) -> Result<Vec<ServiceStatus>, DeployError> {
-    let mut networks: Vec<&str> =
-        project.services.iter().flat_map(|s| s.networks.iter().map(|(k, _)| k.as_str())).collect();
+    let mut networks: Vec<&str> = project
+        .services
+        .iter()
+        .flat_map(|s| match &s.network {
+            NetworkMode::Networks(list) => list.iter().map(|a| a.network.as_str()).collect(),
+            _ => Vec::new(),
+        })
+        .collect();
     networks.sort();
     networks.dedup();
     let existing_networks: Vec<String> =
@@ -394,7 +372,7 @@ fn converge(
         .iter()
         .flat_map(|s| s.mounts.iter())
         .filter_map(|m| match m {
-            Mount::Volume { source, .. } if !source.is_empty() => Some(source.as_str()),
+            Mount::Volume(VolumeMount { key: Some(key), .. }) => Some(key.as_str()),
             _ => None,
         })
         .collect();
@@ -885,7 +863,8 @@ volumes:
     fn containers_get_compose_aliases_and_a_stable_hash() {
         let project = load(&input(None), &fake()).expect("load");
         let s = spec("p", project.service("app").expect("app"));
-        assert_eq!(s.networks[0].aliases, vec!["app".to_string(), "p-app-1".to_string()]);
+        let NetworkMode::Networks(networks) = &s.network else { panic!("project networks") };
+        assert_eq!(networks[0].aliases, vec!["app".to_string(), "p-app-1".to_string()]);
         assert_eq!(s.depends_on, vec!["db:service_healthy:false".to_string()]);
         assert_eq!(s.environment, vec![("MODE".to_string(), "normal".to_string())]);
     }

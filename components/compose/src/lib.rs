@@ -16,7 +16,7 @@ pub mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",
         world: "deployment-driver",
-        additional_derives: [PartialEq, Clone],
+        additional_derives: [PartialEq, Clone, serde::Serialize],
     });
 }
 

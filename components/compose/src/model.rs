@@ -8,6 +8,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::bindings::operator::core::docker::{
+    BindMount, Device, Healthcheck, IpcMode, Mount, NetworkAttachment, NetworkMode, PortBinding, Protocol,
+    RestartPolicy, TmpfsMount, Ulimit, VolumeMount,
+};
 use crate::yaml::{Kind, Node};
 
 /// A parsed and validated project.
@@ -23,7 +27,9 @@ pub struct Project {
     pub name: Option<String>,
 }
 
-/// One service.
+/// One service, its settings already in the shape of the `docker` contract's `container-spec`
+/// (ports, mounts, networking, restart, healthcheck, ulimits, devices), so the driver hands
+/// them on without another conversion.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Service {
     pub name: String,
@@ -31,60 +37,31 @@ pub struct Service {
     pub command: Option<Vec<String>>,
     pub entrypoint: Option<Vec<String>>,
     pub environment: Vec<(String, String)>,
-    pub ports: Vec<Port>,
+    pub ports: Vec<PortBinding>,
     pub mounts: Vec<Mount>,
     #[serde(skip)]
     pub depends_on: Vec<Dependency>,
     pub healthcheck: Option<Healthcheck>,
-    pub restart: String,
+    pub restart: RestartPolicy,
     pub hostname: Option<String>,
     pub user: Option<String>,
     pub working_dir: Option<String>,
     pub container_name: Option<String>,
     pub labels: Vec<(String, String)>,
-    /// Network key → extra aliases.
-    pub networks: Vec<(String, Vec<String>)>,
-    pub network_mode: Option<String>,
+    /// Project networks with the aliases the file adds, no network, or the host's.
+    pub network: NetworkMode,
     pub privileged: bool,
     pub cap_add: Vec<String>,
-    pub devices: Vec<String>,
-    pub pid: Option<String>,
-    pub ipc: Option<String>,
+    pub devices: Vec<Device>,
+    pub pid_host: bool,
+    pub ipc: Option<IpcMode>,
     pub stop_grace_period_ms: Option<u64>,
     pub stop_signal: Option<String>,
-    pub ulimits: Vec<(String, i64, i64)>,
-    pub extra_hosts: Vec<String>,
+    pub ulimits: Vec<Ulimit>,
+    /// `(hostname, address)`.
+    pub extra_hosts: Vec<(String, String)>,
     #[serde(skip)]
     pub line: u64,
-}
-
-/// A published port.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Port {
-    pub container: u16,
-    pub host: Option<u16>,
-    pub host_ip: String,
-    pub protocol: String,
-}
-
-/// A mount.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub enum Mount {
-    /// Host path (absolute after resolving against the project folder).
-    Bind {
-        source: String,
-        target: String,
-        read_only: bool,
-    },
-    /// A named volume key, or anonymous when empty.
-    Volume {
-        source: String,
-        target: String,
-        read_only: bool,
-    },
-    Tmpfs {
-        target: String,
-    },
 }
 
 /// How a service waits for another.
@@ -113,17 +90,6 @@ pub struct Dependency {
     pub condition: Condition,
     pub required: bool,
     pub restart: bool,
-}
-
-/// A healthcheck; durations in milliseconds (0: the engine's default).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Healthcheck {
-    pub test: Vec<String>,
-    pub interval_ms: u64,
-    pub timeout_ms: u64,
-    pub retries: u32,
-    pub start_period_ms: u64,
-    pub start_interval_ms: u64,
 }
 
 /// An error in a compose file: where and why.
@@ -314,6 +280,29 @@ pub fn parse_duration_ms(text: &str) -> Option<u64> {
     Some(total as u64)
 }
 
+/// A byte size: a number, or with a unit (`64m`, `1gb`, `512k`, `100b`).
+fn byte_size(node: &Node, field: &str) -> R<u64> {
+    if let Kind::Int(i) = node.kind
+        && i >= 0
+    {
+        return Ok(i as u64);
+    }
+    let text = string(node, field)?.to_ascii_lowercase();
+    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (n, unit) = text.split_at(digits);
+    let factor: u64 = match unit.trim() {
+        "" | "b" => 1,
+        "k" | "kb" => 1 << 10,
+        "m" | "mb" => 1 << 20,
+        "g" | "gb" => 1 << 30,
+        _ => 0,
+    };
+    match n.parse::<u64>() {
+        Ok(n) if factor > 0 => Ok(n.saturating_mul(factor)),
+        _ => err(node, format!("{field}: `{text}` is not a size (e.g. 64m)")),
+    }
+}
+
 fn port_number(text: &str) -> Option<u16> {
     text.parse::<u16>().ok().filter(|p| *p > 0)
 }
@@ -329,8 +318,18 @@ fn port_range(text: &str) -> Option<Vec<u16>> {
     }
 }
 
-/// Short syntax `[[IP:]HOST:]CONTAINER[/PROTO]` (with ranges), or the long syntax.
-fn ports(node: &Node, field: &str) -> R<Vec<Port>> {
+fn protocol(text: &str) -> Option<Protocol> {
+    match text {
+        "tcp" => Some(Protocol::Tcp),
+        "udp" => Some(Protocol::Udp),
+        "sctp" => Some(Protocol::Sctp),
+        _ => None,
+    }
+}
+
+/// Short syntax `[[IP:]HOST:]CONTAINER[/PROTO]` (with ranges), or the long syntax. An empty
+/// host address is left to the host (which publishes on 127.0.0.1 unless granted more).
+fn ports(node: &Node, field: &str) -> R<Vec<PortBinding>> {
     let Kind::Seq(items) = &node.kind else {
         return if node.kind == Kind::Null { Ok(Vec::new()) } else { err(node, format!("{field} must be a list")) };
     };
@@ -352,11 +351,15 @@ fn ports(node: &Node, field: &str) -> R<Vec<Port>> {
                 })?),
                 _ => None,
             };
-            out.push(Port {
-                container,
-                host,
-                host_ip: opt_string(item.get("host_ip"), "host_ip")?.unwrap_or_default(),
-                protocol: opt_string(item.get("protocol"), "protocol")?.unwrap_or_else(|| "tcp".into()),
+            let proto = opt_string(item.get("protocol"), "protocol")?.unwrap_or_else(|| "tcp".into());
+            out.push(PortBinding {
+                container_port: container,
+                host_port: host,
+                host_ip: opt_string(item.get("host_ip"), "host_ip")?.filter(|ip| !ip.is_empty()),
+                protocol: protocol(&proto).ok_or_else(|| ModelError {
+                    line: item.line,
+                    message: format!("{field}: `{proto}` is not a protocol (tcp, udp, sctp)"),
+                })?,
             });
             continue;
         }
@@ -365,10 +368,9 @@ fn ports(node: &Node, field: &str) -> R<Vec<Port>> {
             line: item.line,
             message: format!("{field}: `{text}` is not a port mapping (expected [[IP:]HOST:]CONTAINER[/PROTOCOL])"),
         };
-        let (spec, protocol) = match text.rsplit_once('/') {
-            Some((s, p)) if p == "tcp" || p == "udp" || p == "sctp" => (s, p.to_string()),
-            Some(_) => return Err(bad()),
-            None => (text.as_str(), "tcp".to_string()),
+        let (spec, proto) = match text.rsplit_once('/') {
+            Some((s, p)) => (s, protocol(p).ok_or_else(bad)?),
+            None => (text.as_str(), Protocol::Tcp),
         };
         let parts: Vec<&str> = spec.split(':').collect();
         let (ip, host, container) = match parts.as_slice() {
@@ -389,7 +391,8 @@ fn ports(node: &Node, field: &str) -> R<Vec<Port>> {
             });
         }
         for (c, h) in containers.into_iter().zip(hosts) {
-            out.push(Port { container: c, host: h, host_ip: ip.to_string(), protocol: protocol.clone() });
+            let host_ip = (!ip.is_empty()).then(|| ip.to_string());
+            out.push(PortBinding { container_port: c, host_port: h, host_ip, protocol: proto });
         }
     }
     Ok(out)
@@ -414,6 +417,7 @@ fn mounts(node: &Node, field: &str, dir: &str, declared: &[String]) -> R<Vec<Mou
     let is_path = |s: &str| s.starts_with('/') || s.starts_with('.') || s.starts_with('~');
     let mut out = Vec::new();
     for item in items {
+        let mut size_bytes = None;
         let (kind, source, target, read_only) = if let Kind::Map(_) = item.kind {
             let kind = opt_string(item.get("type"), "type")?.unwrap_or_else(|| "volume".into());
             let source = opt_string(item.get("source"), "source")?.unwrap_or_default();
@@ -425,6 +429,9 @@ fn mounts(node: &Node, field: &str, dir: &str, declared: &[String]) -> R<Vec<Mou
                 Some(n) => boolean(n, "read_only")?,
                 None => false,
             };
+            if let Some(size) = item.get("tmpfs").and_then(|t| t.get("size")) {
+                size_bytes = Some(byte_size(size, &format!("{field}: tmpfs.size"))?);
+            }
             (kind, source, target, ro)
         } else {
             let text = string(item, field)?;
@@ -453,15 +460,15 @@ fn mounts(node: &Node, field: &str, dir: &str, declared: &[String]) -> R<Vec<Mou
                 if source.starts_with('~') {
                     return err(item, format!("{field}: `{source}`: home-relative paths are not supported; use a path relative to the project folder"));
                 }
-                Mount::Bind { source: resolve(&source), target, read_only }
+                Mount::Bind(BindMount { source: resolve(&source), target, read_only })
             }
             "volume" => {
                 if !source.is_empty() && !declared.contains(&source) {
                     return err(item, format!("{field}: the service refers to undefined volume `{source}`; declare it under the top-level `volumes:`"));
                 }
-                Mount::Volume { source, target, read_only }
+                Mount::Volume(VolumeMount { key: (!source.is_empty()).then_some(source), target, read_only })
             }
-            "tmpfs" => Mount::Tmpfs { target },
+            "tmpfs" => Mount::Tmpfs(TmpfsMount { target, size_bytes }),
             other => return err(item, format!("{field}: unsupported volume type `{other}`")),
         });
     }
@@ -562,7 +569,7 @@ fn healthcheck(node: &Node) -> R<Option<Healthcheck>> {
     }))
 }
 
-fn ulimits(node: &Node) -> R<Vec<(String, i64, i64)>> {
+fn ulimits(node: &Node) -> R<Vec<Ulimit>> {
     let Some(entries) = node.map() else { return err(node, "ulimits must be a mapping") };
     entries
         .iter()
@@ -582,11 +589,11 @@ fn ulimits(node: &Node) -> R<Vec<(String, i64, i64)>> {
                         line: v.line,
                         message: format!("ulimits.{name} needs soft and hard"),
                     })?;
-                    Ok((name.clone(), num(soft, "soft")?, num(hard, "hard")?))
+                    Ok(Ulimit { name: name.clone(), soft: num(soft, "soft")?, hard: num(hard, "hard")? })
                 }
                 _ => {
                     let n = num(v, "value")?;
-                    Ok((name.clone(), n, n))
+                    Ok(Ulimit { name: name.clone(), soft: n, hard: n })
                 }
             }
         })
@@ -765,19 +772,28 @@ fn service(
         return err(s.get("image").unwrap_or(s), format!("service `{name}`: the image is empty"));
     }
     let restart = match opt_string(s.get("restart"), &f("restart"))? {
-        None => "no".to_string(),
+        None => RestartPolicy::No,
         Some(r) => {
-            let base = r.split(':').next().unwrap_or_default();
-            if !matches!(base, "no" | "always" | "on-failure" | "unless-stopped") {
-                return err(
-                    s.get("restart").unwrap_or(s),
-                    format!(
-                        "{}: `{r}` is not a restart policy (no, always, on-failure[:N], unless-stopped)",
-                        f("restart")
-                    ),
-                );
+            let policy = match r.split_once(':') {
+                None if r == "no" => Some(RestartPolicy::No),
+                None if r == "always" => Some(RestartPolicy::Always),
+                None if r == "unless-stopped" => Some(RestartPolicy::UnlessStopped),
+                None if r == "on-failure" => Some(RestartPolicy::OnFailure(None)),
+                Some(("on-failure", n)) => n.parse::<u32>().ok().map(|n| RestartPolicy::OnFailure(Some(n))),
+                _ => None,
+            };
+            match policy {
+                Some(p) => p,
+                None => {
+                    return err(
+                        s.get("restart").unwrap_or(s),
+                        format!(
+                            "{}: `{r}` is not a restart policy (no, always, on-failure[:N], unless-stopped)",
+                            f("restart")
+                        ),
+                    );
+                }
             }
-            r
         }
     };
     let mut service_networks = Vec::new();
@@ -805,10 +821,49 @@ fn service(
             }
         }
     }
-    let network_mode = opt_string(s.get("network_mode"), &f("network_mode"))?;
-    if service_networks.is_empty() && network_mode.is_none() {
-        service_networks.push(("default".to_string(), Vec::new()));
-    }
+    let network = match opt_string(s.get("network_mode"), &f("network_mode"))?.as_deref() {
+        None => {
+            if service_networks.is_empty() {
+                service_networks.push(("default".to_string(), Vec::new()));
+            }
+            NetworkMode::Networks(
+                service_networks.into_iter().map(|(network, aliases)| NetworkAttachment { network, aliases }).collect(),
+            )
+        }
+        Some(mode) if s.get("networks").is_some() => {
+            return err(s, format!("service `{name}`: network_mode `{mode}` cannot be combined with networks"));
+        }
+        Some("host") => NetworkMode::Host,
+        Some("none") => NetworkMode::NoNetwork,
+        Some(other) => {
+            return err(
+                s.get("network_mode").unwrap_or(s),
+                format!(
+                    "{}: `{other}` is not supported: a service joins the project's networks, `none` or `host`",
+                    f("network_mode")
+                ),
+            );
+        }
+    };
+    let pid_host = match opt_string(s.get("pid"), &f("pid"))?.as_deref() {
+        None => false,
+        Some("host") => true,
+        Some(other) => {
+            return err(s.get("pid").unwrap_or(s), format!("{}: `{other}` is not supported (only `host`)", f("pid")));
+        }
+    };
+    let ipc = match opt_string(s.get("ipc"), &f("ipc"))?.as_deref() {
+        None => None,
+        Some("private") => Some(IpcMode::Private),
+        Some("shareable") => Some(IpcMode::Shareable),
+        Some("host") => Some(IpcMode::Host),
+        Some(other) => {
+            return err(
+                s.get("ipc").unwrap_or(s),
+                format!("{}: `{other}` is not supported (private, shareable, host)", f("ipc")),
+            );
+        }
+    };
     Ok(Service {
         name: name.to_string(),
         image,
@@ -833,29 +888,57 @@ fn service(
         working_dir: opt_string(s.get("working_dir"), &f("working_dir"))?,
         container_name: opt_string(s.get("container_name"), &f("container_name"))?,
         labels: s.get("labels").map(|n| key_values(n, &f("labels"), &|_| None)).transpose()?.unwrap_or_default(),
-        networks: service_networks,
-        network_mode,
+        network,
         privileged: s.get("privileged").map(|n| boolean(n, &f("privileged"))).transpose()?.unwrap_or(false),
         cap_add: s.get("cap_add").map(|n| string_list(n, &f("cap_add"))).transpose()?.unwrap_or_default(),
-        devices: s.get("devices").map(|n| string_list(n, &f("devices"))).transpose()?.unwrap_or_default(),
-        pid: opt_string(s.get("pid"), &f("pid"))?,
-        ipc: opt_string(s.get("ipc"), &f("ipc"))?,
+        devices: s.get("devices").map(|n| devices(n, &f("devices"))).transpose()?.unwrap_or_default(),
+        pid_host,
+        ipc,
         stop_grace_period_ms: s
             .get("stop_grace_period")
             .map(|n| duration_ms(n, &f("stop_grace_period")))
             .transpose()?,
         stop_signal: opt_string(s.get("stop_signal"), &f("stop_signal"))?,
         ulimits: s.get("ulimits").map(ulimits).transpose()?.unwrap_or_default(),
-        extra_hosts: s
-            .get("extra_hosts")
-            .map(|n| key_values(n, &f("extra_hosts"), &|_| None))
-            .transpose()?
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| if v.is_empty() { k } else { format!("{k}:{v}") })
-            .collect(),
+        extra_hosts: s.get("extra_hosts").map(|n| extra_hosts(n, &f("extra_hosts"))).transpose()?.unwrap_or_default(),
         line: s.line,
     })
+}
+
+/// `HOST[:CONTAINER[:PERMISSIONS]]` device entries.
+fn devices(node: &Node, field: &str) -> R<Vec<Device>> {
+    string_list(node, field)?
+        .into_iter()
+        .map(|d| {
+            let mut parts = d.splitn(3, ':');
+            let host_path = parts.next().unwrap_or_default().to_string();
+            let container_path = parts.next().map(String::from).unwrap_or_else(|| host_path.clone());
+            let permissions = parts.next().unwrap_or("rwm").to_string();
+            if host_path.is_empty() {
+                return err(node, format!("{field}: `{d}` names no device"));
+            }
+            Ok(Device { host_path, container_path, permissions })
+        })
+        .collect()
+}
+
+/// `HOST=IP` or `HOST:IP` list entries, or a `HOST: IP` mapping.
+fn extra_hosts(node: &Node, field: &str) -> R<Vec<(String, String)>> {
+    match &node.kind {
+        Kind::Map(entries) => entries.iter().map(|(k, v)| Ok((k.clone(), string(v, field)?))).collect(),
+        Kind::Seq(items) => items
+            .iter()
+            .map(|i| {
+                let text = string(i, field)?;
+                match text.split_once('=').or_else(|| text.split_once(':')) {
+                    Some((host, ip)) => Ok((host.to_string(), ip.to_string())),
+                    None => err(i, format!("{field}: `{text}` is not HOST=IP")),
+                }
+            })
+            .collect(),
+        Kind::Null => Ok(Vec::new()),
+        _ => err(node, format!("{field} must be a list of HOST=IP or a mapping")),
+    }
 }
 
 fn find_cycle(services: &[Service]) -> Option<Vec<String>> {
@@ -935,6 +1018,24 @@ mod tests {
     use super::*;
     use crate::yaml::parse;
 
+    #[test]
+    fn extra_hosts_and_devices_parse_into_their_records() {
+        let p = load(
+            "services:\n  a:\n    image: x\n    extra_hosts: [\"db=10.0.0.1\", \"gw:host-gateway\"]\n    devices: [\"/dev/fuse\"]\n",
+        )
+        .expect("loads");
+        let a = &p.services[0];
+        assert_eq!(a.extra_hosts, vec![("db".into(), "10.0.0.1".into()), ("gw".into(), "host-gateway".into())]);
+        assert_eq!(
+            a.devices,
+            vec![Device {
+                host_path: "/dev/fuse".into(),
+                container_path: "/dev/fuse".into(),
+                permissions: "rwm".into()
+            }]
+        );
+    }
+
     fn load(text: &str) -> R<Project> {
         let root = parse(text).expect("yaml");
         project(&root, "/proj", &|k| (k == "FROM_ENV").then(|| "env-value".to_string()), &mut Vec::new())
@@ -984,23 +1085,36 @@ volumes:
         assert_eq!(e.ports.len(), 3);
         assert_eq!(
             e.ports[0],
-            Port { container: 2379, host: Some(2379), host_ip: "127.0.0.1".into(), protocol: "tcp".into() }
+            PortBinding {
+                container_port: 2379,
+                host_port: Some(2379),
+                host_ip: Some("127.0.0.1".into()),
+                protocol: Protocol::Tcp
+            }
         );
         assert_eq!(
             e.ports[2],
-            Port { container: 9001, host: Some(9001), host_ip: String::new(), protocol: "udp".into() }
+            PortBinding { container_port: 9001, host_port: Some(9001), host_ip: None, protocol: Protocol::Udp }
         );
         assert_eq!(
             e.mounts[0],
-            Mount::Bind { source: "/proj/conf.yml".into(), target: "/etc/conf.yml".into(), read_only: true }
+            Mount::Bind(BindMount { source: "/proj/conf.yml".into(), target: "/etc/conf.yml".into(), read_only: true })
         );
-        assert_eq!(e.mounts[1], Mount::Volume { source: "data".into(), target: "/data".into(), read_only: false });
-        assert_eq!(e.mounts[2], Mount::Volume { source: String::new(), target: "/tmp/x".into(), read_only: false });
+        assert_eq!(
+            e.mounts[1],
+            Mount::Volume(VolumeMount { key: Some("data".into()), target: "/data".into(), read_only: false })
+        );
+        assert_eq!(e.mounts[2], Mount::Volume(VolumeMount { key: None, target: "/tmp/x".into(), read_only: false }));
         let hc = e.healthcheck.as_ref().expect("healthcheck");
         assert_eq!((hc.interval_ms, hc.retries), (2000, 5));
-        assert_eq!(e.ulimits, vec![("nofile".into(), 1024, 2048)]);
-        assert_eq!(e.networks, vec![("default".into(), vec![])]);
+        assert_eq!(e.ulimits, vec![Ulimit { name: "nofile".into(), soft: 1024, hard: 2048 }]);
+        assert_eq!(
+            e.network,
+            NetworkMode::Networks(vec![NetworkAttachment { network: "default".into(), aliases: vec![] }])
+        );
         let prom = &p.services[1];
+        // The retry count travels with the policy.
+        assert_eq!(prom.restart, RestartPolicy::OnFailure(Some(3)));
         assert_eq!(prom.depends_on[0].condition, Condition::Healthy);
         assert_eq!(prom.stop_grace_period_ms, Some(90_000));
         assert_eq!(p.ordered().iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), vec!["etcd1", "prom"]);
@@ -1030,6 +1144,12 @@ volumes:
         assert!(e.message.contains("`soon` is not a duration"), "{e:?}");
         let e = error_of("services:\n  a:\n    image: x\n    restart: sometimes\n");
         assert!(e.message.contains("not a restart policy"), "{e:?}");
+        let e = error_of("services:\n  a:\n    image: x\n    restart: on-failure:many\n");
+        assert!(e.message.contains("not a restart policy"), "{e:?}");
+        let e = error_of("services:\n  a:\n    image: x\n    network_mode: container:other\n");
+        assert!(e.message.contains("is not supported"), "{e:?}");
+        let e = error_of("services:\n  a:\n    image: x\n    pid: container:other\n");
+        assert!(e.message.contains("is not supported"), "{e:?}");
     }
 
     #[test]

@@ -59,7 +59,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         },
         Output::Table => {
             for v in results {
-                println!("{}", dynamic::to_wave(v));
+                println!("{}", operator_runtime::text::escape(&dynamic::to_wave(v)));
             }
         }
     }

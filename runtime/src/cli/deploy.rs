@@ -8,13 +8,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use operator_runtime::deploy::{self, ComposeProject, DeployError, Deployer, ServiceStatus};
+use operator_runtime::deploy::{self, ComposeProject, DeployError, Deployer, OpenError, ProjectSource, ServiceStatus};
+use operator_runtime::host::docker::DockerGrants;
 use operator_runtime::host::docker::bollard_engine::BollardEngine;
 use operator_runtime::host::docker::engine::DockerEngine;
 use operator_runtime::host::progress::{Phase, ProgressHandle, ProgressSink};
 use operator_runtime::limits::HumanDuration;
 use operator_runtime::manifest::Manifest;
 use operator_runtime::sandbox::{CallOutcome, FailedCall};
+use operator_runtime::text::{escape, escape_lines};
 
 use super::render::{self, Table};
 use super::sandbox_args;
@@ -42,7 +44,8 @@ struct Local {
 struct Common {
     /// The subject (`subjects/<SUBJECT>/`); without one, the compose project in the current folder.
     subject: Option<String>,
-    /// Project name (default: COMPOSE_PROJECT_NAME, the file's `name:`, or the folder's name).
+    /// Project name (default: COMPOSE_PROJECT_NAME, else the subject's or the folder's name;
+    /// a compose file's `name:` is not used).
     #[arg(short = 'p', long)]
     project_name: Option<String>,
     /// Time allowed waiting on Docker (pulls, health) per command.
@@ -104,10 +107,11 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     s.parse::<HumanDuration>().map(|d| d.0).map_err(|e| e.to_string())
 }
 
-/// Where the project is and what its manifest says.
+/// Where the project is, what its manifest says and grants.
 struct Resolved {
     project: ComposeProject,
     manifest: Option<Manifest>,
+    grants: DockerGrants,
 }
 
 fn resolve(ctx: &Context, common: &Common, labels_suffice: bool) -> anyhow::Result<Resolved> {
@@ -118,12 +122,13 @@ fn resolve(ctx: &Context, common: &Common, labels_suffice: bool) -> anyhow::Resu
         }
         None => (PathBuf::from("."), None),
     };
-    let file = manifest.as_ref().and_then(|m| m.deployment.as_ref()).and_then(|d| d.compose_file.clone());
-    let resolved = if labels_suffice {
-        ComposeProject::resolve_or_labels(&dir, file.as_deref(), common.project_name.as_deref())
-    } else {
-        ComposeProject::resolve(&dir, file.as_deref(), common.project_name.as_deref())
+    let grants = deploy::grants(manifest.as_ref(), &dir)?;
+    let src = ProjectSource {
+        name_flag: common.project_name.as_deref(),
+        subject: common.subject.as_deref(),
+        ..ProjectSource::new(&dir, manifest.as_ref(), &grants)
     };
+    let resolved = if labels_suffice { ComposeProject::resolve_or_labels(&src) } else { ComposeProject::resolve(&src) };
     let project = resolved.map_err(|e| match e {
         deploy::ProjectError::BadName(_) => anyhow::Error::new(UsageError(e.to_string())),
         deploy::ProjectError::NoComposeFile { .. } if common.subject.is_none() => anyhow::Error::new(UsageError(
@@ -131,7 +136,7 @@ fn resolve(ctx: &Context, common: &Common, labels_suffice: bool) -> anyhow::Resu
         )),
         other => other.into(),
     })?;
-    Ok(Resolved { project, manifest })
+    Ok(Resolved { project, manifest, grants })
 }
 
 pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
@@ -167,16 +172,20 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         limits.host_time = t;
     }
     let ui = Arc::new(Lines::new(ctx.output));
-    let grants = deploy::grants(resolved.manifest.as_ref(), &resolved.project.dir);
-    let deployer = Deployer::new(
+    let deployer = Deployer::open(
         &runtime,
         &component,
         resolved.project.clone(),
         engine,
-        grants,
+        resolved.grants.clone(),
         limits,
         ProgressHandle(ui.clone()),
-    )?;
+    )
+    .await
+    .map_err(|e| match e {
+        OpenError::Contract(c) => anyhow::Error::new(c),
+        other => anyhow::Error::new(other),
+    })?;
     let project = resolved.project.name.clone();
 
     match local.action {
@@ -186,7 +195,11 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
                 r = call => r,
                 _ = tokio::signal::ctrl_c() => {
                     ui.clear();
-                    eprintln!("interrupted: run `operator deploy local down {}` to remove what was created", common_name(&resolved));
+                    eprintln!(
+                        "interrupted: run `operator deploy local down {} -p {}` to remove what was created",
+                        common_name(&resolved),
+                        resolved.project.name
+                    );
                     return Err(Reported.into());
                 }
             };
@@ -263,7 +276,7 @@ fn finish<T>(
         Ok(o) => {
             sandbox_args::report(component, &o.report);
             o.value.map_err(|e| {
-                eprintln!("error: {e}");
+                eprintln!("error: {}", escape_lines(&e.to_string()));
                 Reported.into()
             })
         }
@@ -275,6 +288,7 @@ fn finish<T>(
 }
 
 fn status_table(statuses: &[ServiceStatus]) {
+    // Every cell is the driver's text: the table escapes it.
     let mut t = Table::new(&["SERVICE", "CONTAINER", "STATE", "HEALTH", "PORTS"]);
     for s in statuses {
         t.row(vec![
@@ -296,27 +310,31 @@ async fn print_logs(stream: &mut operator_runtime::host::docker::LogStream, proj
         for l in batch {
             if output == Output::Json {
                 let v = serde_json::json!({"service": l.service, "container": l.container, "stream": if l.stderr { "stderr" } else { "stdout" }, "line": l.line});
-                println!("{v}");
+                let _ = render::json_line(&v);
                 continue;
             }
             if !seen.contains(&l.container) {
                 seen.push(l.container.clone());
             }
             let index = seen.iter().position(|c| c == &l.container).unwrap_or(0);
-            let prefix = l.container.strip_prefix(&format!("{project}-")).unwrap_or(&l.container).to_string();
+            let prefix = escape(l.container.strip_prefix(&format!("{project}-")).unwrap_or(&l.container)).into_owned();
+            // A container's output is shown, not obeyed: no escape sequence of its own acts.
+            let line = escape(&l.line);
             if color {
-                println!("\x1b[{}m{prefix:<16} |\x1b[0m {}", COLORS[index % COLORS.len()], l.line);
+                println!("\x1b[{}m{prefix:<16} |\x1b[0m {line}", COLORS[index % COLORS.len()]);
             } else {
-                println!("{prefix:<16} | {}", l.line);
+                println!("{prefix:<16} | {line}");
             }
         }
     }
 }
 
-/// One live line per task on a terminal; plain lines otherwise.
+/// One live line per task on a terminal; plain lines otherwise. One ticker thread animates
+/// every spinner (a bar's own steady tick would be a thread per task). Task names and details
+/// are escaped again here: host-made reports (pulls) reach this sink too.
 struct Lines {
     multi: MultiProgress,
-    bars: Mutex<BTreeMap<String, ProgressBar>>,
+    bars: Arc<Mutex<BTreeMap<String, ProgressBar>>>,
     live: bool,
 }
 
@@ -327,7 +345,22 @@ impl Lines {
         if !live {
             multi.set_draw_target(ProgressDrawTarget::hidden());
         }
-        Lines { multi, bars: Mutex::new(BTreeMap::new()), live }
+        let bars: Arc<Mutex<BTreeMap<String, ProgressBar>>> = Arc::default();
+        if live {
+            let weak = Arc::downgrade(&bars);
+            std::thread::spawn(move || {
+                while let Some(bars) = weak.upgrade() {
+                    for b in bars.lock().unwrap_or_else(|p| p.into_inner()).values() {
+                        if !b.is_finished() {
+                            b.tick();
+                        }
+                    }
+                    drop(bars);
+                    std::thread::sleep(Duration::from_millis(120));
+                }
+            });
+        }
+        Lines { multi, bars, live }
     }
 
     fn clear(&self) {
@@ -337,6 +370,7 @@ impl Lines {
 
 impl ProgressSink for Lines {
     fn report(&self, task: &str, phase: Phase, detail: &str) {
+        let (task, detail) = (escape(task), escape(detail));
         if !self.live {
             if phase.is_final()
                 || matches!(
@@ -356,7 +390,6 @@ impl ProgressSink for Lines {
                     .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
             b.set_prefix(task.to_string());
-            b.enable_steady_tick(Duration::from_millis(120));
             b
         });
         let text = if detail.is_empty() { phase.name().to_string() } else { format!("{} {detail}", phase.name()) };

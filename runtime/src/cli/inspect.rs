@@ -3,7 +3,7 @@
 
 use operator_runtime::inspect::inspect;
 use operator_runtime::limits::ByteSize;
-use operator_runtime::manifest::{Manifest, Origin};
+use operator_runtime::manifest::{DockerSection, Manifest, Origin};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -41,6 +41,11 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
                     "url": e.url.as_str(),
                     "allow": e.rules.iter().map(|r| json!({"methods": r.methods, "paths": r.paths})).collect::<Vec<_>>(),
                 })).collect::<Vec<_>>(),
+                "deployment": m.deployment.as_ref().map(|d| json!({
+                    "env": d.env,
+                    "registries": d.registries,
+                    "docker": docker_grants(&d.docker),
+                })),
             })
         });
         return render::json(&json!({
@@ -61,18 +66,20 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         info.world,
         info.contract.as_deref().map(|c| format!(" (implements the {c} contract)")).unwrap_or_default()
     );
+    // Names and signatures come from the component's bytes: shown, never obeyed.
+    let e = |t: &str| operator_runtime::text::escape(t).into_owned();
     println!("\nimports (what it asks for, and what this host gives it):");
     for i in &info.imports {
-        println!("  {}\n      host: {}", i.name, i.host.as_deref().unwrap_or("-"));
+        println!("  {}\n      host: {}", e(&i.name), i.host.as_deref().unwrap_or("-"));
         for f in &i.functions {
-            println!("      {f}");
+            println!("      {}", e(f));
         }
     }
     println!("\nexports:");
-    for e in &info.exports {
-        println!("  {}", e.name);
-        for f in &e.functions {
-            println!("      {f}");
+    for x in &info.exports {
+        println!("  {}", e(&x.name));
+        for f in &x.functions {
+            println!("      {}", e(f));
         }
     }
     println!();
@@ -93,7 +100,55 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
                     println!("      {:<12} {}", r.methods.join(","), r.paths.join("  "));
                 }
             }
+            if let Some(d) = &m.deployment {
+                let env = if d.env.is_empty() { "none".to_string() } else { d.env.join(", ") };
+                let registries = match &d.registries {
+                    Some(r) => r.join(", "),
+                    None => "those the compose file names literally".into(),
+                };
+                println!("  deployment: environment variables passed: {env}; registries: {registries}");
+                let docker = docker_grants(&d.docker);
+                if docker.is_empty() {
+                    println!("  docker: nothing beyond the project's own resources");
+                }
+                for g in docker {
+                    println!("  docker: {g}");
+                }
+            }
         }
     }
     Ok(())
+}
+
+/// The `[deployment.docker]` grants that open something, in manifest syntax.
+fn docker_grants(d: &DockerSection) -> Vec<String> {
+    let mut out = Vec::new();
+    for (on, name) in [
+        (d.privileged, "privileged"),
+        (d.host_network, "host-network"),
+        (d.host_pid, "host-pid"),
+        (d.host_ipc, "host-ipc"),
+        (d.docker_socket, "docker-socket"),
+        (d.low_ports, "low-ports"),
+        (d.extra_hosts, "extra-hosts"),
+        (d.restart_always, "restart-always"),
+    ] {
+        if on {
+            out.push(format!("{name} = true"));
+        }
+    }
+    for (list, name) in [
+        (&d.cap_add, "cap-add"),
+        (&d.devices, "devices"),
+        (&d.host_paths, "host-paths"),
+        (&d.writable_paths, "writable-paths"),
+        (&d.publish_addresses, "publish-addresses"),
+        (&d.ulimits, "ulimits"),
+        (&d.labels, "labels"),
+    ] {
+        if !list.is_empty() {
+            out.push(format!("{name} = {list:?}"));
+        }
+    }
+    out
 }

@@ -1,7 +1,12 @@
 //! Output helpers: aligned tables, JSON, and error messages with their cause chain and hints.
+//!
+//! Everything printed here may carry text from a component, a subject's files or a cluster,
+//! so it goes through [`operator_runtime::text`] first: control characters are shown, not
+//! obeyed.
 
 use operator_runtime::limits::ByteSize;
 use operator_runtime::sandbox::FailedCall;
+use operator_runtime::text::{escape, escape_lines, json_safe};
 use operator_runtime::{CallError, LoadError};
 use serde::Serialize;
 
@@ -19,9 +24,9 @@ impl Table {
         Table { headers: headers.to_vec(), rows: Vec::new() }
     }
 
-    /// Adds a row (one cell per header).
+    /// Adds a row (one cell per header); control characters in cells are escaped.
     pub fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
+        self.rows.push(cells.into_iter().map(|c| escape(&c).into_owned()).collect());
     }
 
     /// Prints the table to stdout.
@@ -55,10 +60,21 @@ impl Table {
     }
 }
 
-/// Prints a value as pretty JSON.
+/// Prints a value as pretty JSON (with every control character escaped).
 pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    println!("{}", json_safe(&serde_json::to_string_pretty(value)?));
     Ok(())
+}
+
+/// Prints a value as one line of JSON.
+pub fn json_line<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
+    println!("{}", json_safe(&serde_json::to_string(value)?));
+    Ok(())
+}
+
+/// Prints a refused request and the grant that would allow it.
+pub fn denial(reason: &str, hint: &str) {
+    eprintln!("denied: {}\n  hint: {}", escape(reason), escape_lines(hint).replace('\n', "\n        "));
 }
 
 /// A byte count for tables (`1.6TiB`, `79.3GiB`, `0B`).
@@ -98,7 +114,7 @@ pub fn print_error(e: &anyhow::Error, output: Output) {
             tracing::info!("wasm backtrace:\n{bt}");
         }
         for d in &f.report.denials {
-            eprintln!("denied: {}\n  hint: {}", d.reason, d.hint.replace('\n', "\n        "));
+            denial(&d.reason, &d.hint);
         }
         if f.report.stdout.dropped > 0 {
             eprintln!("note: the component wrote {} to stdout before failing", ByteSize(f.report.stdout.total));
@@ -110,15 +126,15 @@ pub fn print_error(e: &anyhow::Error, output: Output) {
             let kind = call_error.map(CallError::kind).unwrap_or("error");
             let causes: Vec<String> = e.chain().skip(1).map(|c| c.to_string()).collect();
             let v = serde_json::json!({ "error": { "kind": kind, "message": e.to_string(), "causes": causes, "hint": hint } });
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string()));
+            println!("{}", json_safe(&serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string())));
         }
         Output::Table => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", escape_lines(&e.to_string()));
             for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                eprintln!("  caused by: {}", escape_lines(&cause.to_string()));
             }
             if let Some(hint) = hint {
-                eprintln!("  hint: {hint}");
+                eprintln!("  hint: {}", escape_lines(&hint));
             }
         }
     }
@@ -134,6 +150,13 @@ mod tests {
         t.row(vec!["1".into(), "tikv1:20160".into()]);
         t.row(vec!["100".into(), "x".into()]);
         assert_eq!(t.render(), "ID   ADDRESS\n1    tikv1:20160\n100  x\n");
+    }
+
+    #[test]
+    fn table_cells_cannot_move_the_cursor() {
+        let mut t = Table::new(&["NAME"]);
+        t.row(vec!["\x1b[2Kok\r".into()]);
+        assert_eq!(t.render(), "NAME\n\\x1b[2Kok\\x0d\n");
     }
 
     #[test]

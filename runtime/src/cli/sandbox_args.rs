@@ -114,7 +114,7 @@ pub fn load(runtime: &Runtime, file: &ComponentFile) -> anyhow::Result<LoadedCom
 /// allow them), cut output, dropped logs; and with -v its costs and its stdout/stderr.
 pub fn report(component: &str, r: &CallReport) {
     for d in &r.denials {
-        eprintln!("denied: {}\n  hint: {}", d.reason, d.hint.replace('\n', "\n        "));
+        super::render::denial(&d.reason, &d.hint);
     }
     for (stream, c) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
         if c.dropped > 0 {
@@ -125,11 +125,17 @@ pub fn report(component: &str, r: &CallReport) {
             );
         }
         if !c.text.is_empty() {
-            tracing::info!("{component} {stream}:\n{}", c.text.trim_end());
+            tracing::info!("{component} {stream}:\n{}", operator_runtime::text::escape_lines(c.text.trim_end()));
         }
     }
     if r.logs_dropped > 0 {
         eprintln!("warning: {component} logged too much; {} messages were dropped", r.logs_dropped);
+    }
+    if r.progress_dropped > 0 {
+        eprintln!(
+            "warning: {component} reported progress too often or on too many tasks; {} reports were not shown",
+            r.progress_dropped
+        );
     }
     tracing::info!(
         "{component}: guest time {:.2?}, host time {:.2?}, peak memory {}",

@@ -67,8 +67,9 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             match ctx.output {
                 Output::Json => render::json(&out)?,
                 Output::Table => {
-                    println!("{} {} — {}", out.name, out.version, out.description);
-                    println!("actions: {}", out.actions.join(", "));
+                    let e = |t: &str| operator_runtime::text::escape(t).into_owned();
+                    println!("{} {} — {}", e(&out.name), e(&out.version), e(&out.description));
+                    println!("actions: {}", e(&out.actions.join(", ")));
                 }
             }
             Ok(())
@@ -111,7 +112,7 @@ fn show<T: Serialize>(ctx: &Context, client: &SubjectClient, r: SubjectResult<T>
             Err(Reported.into())
         }
         (Err(e), Output::Table) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", operator_runtime::text::escape_lines(&e.to_string()));
             if let SubjectError::Unreachable(_) = e {
                 let endpoints: Vec<String> =
                     client.policy().http.endpoints().map(|g| format!("{}={}", g.name, g.url)).collect();

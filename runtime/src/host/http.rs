@@ -2,10 +2,13 @@
 //!
 //! A component never sends a URL. It names an endpoint, a method and a path; [`HttpGrants`]
 //! decides, from the manifest's rules, whether that is allowed and builds the real URL. The
-//! checks are strict on purpose: the path must be a clean absolute path (no `..`, no encoded
-//! separators or dots, no `//` that would turn into another host), headers that could
-//! smuggle a second request or change framing are refused, redirects are never followed, and
-//! the response body is read only up to the size limit.
+//! checks are strict on purpose: the path must be a clean absolute path (no `..`, no `;`
+//! path parameters that servers such as Tomcat and Jetty strip into `..`, no encoded
+//! separators or dots, no `//` that would turn into another host); headers that could smuggle
+//! a second request, change framing, or make a proxy route or re-method the request
+//! (`X-HTTP-Method-Override`, `X-Original-URL`, `Forwarded`, ...) are refused; the query is
+//! bounded; redirects are never followed, and the response body is read only up to the size
+//! limit.
 //!
 //! Sending is behind the [`HttpTransport`] trait so policy and budgets are testable with any
 //! transport; [`ReqwestTransport`] is the real one.
@@ -87,8 +90,26 @@ const FORBIDDEN_HEADERS: &[&str] = &[
     "expect",
     "proxy-authorization",
     "proxy-connection",
+    // Proxies and frameworks that honour these turn a granted GET into a DELETE, or route the
+    // request to another path or client identity than the one the grant checked.
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "x-original-method",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-uri",
+    "forwarded",
+    "x-real-ip",
+    "x-client-ip",
 ];
+/// Header prefixes the host controls (`Proxy-*`, `X-Forwarded-*`).
+const FORBIDDEN_HEADER_PREFIXES: &[&str] = &["proxy-", "x-forwarded-"];
 const MAX_HEADERS: usize = 64;
+/// Largest query a request may carry: keys and values, before encoding.
+pub const MAX_QUERY_BYTES: usize = 16 * 1024;
+/// Most query parameters a request may carry.
+pub const MAX_QUERY_PARAMS: usize = 256;
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// Largest request body a component may send.
 pub const MAX_REQUEST_BODY: usize = 8 * 1024 * 1024;
@@ -130,7 +151,15 @@ impl HttpGrants {
         let Some(grant) = self.endpoints.get(&req.endpoint) else {
             return Err(self.unknown_endpoint(&req.endpoint));
         };
-        check_path(&req.path).map_err(|why| Refusal::Invalid(format!("path `{}` {why}", req.path)))?;
+        check_path(&req.path)
+            .map_err(|why| Refusal::Invalid(format!("path `{}` {why}", crate::text::escape(&req.path))))?;
+        let query_bytes: usize = req.query.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if req.query.len() > MAX_QUERY_PARAMS || query_bytes > MAX_QUERY_BYTES {
+            return Err(Refusal::Invalid(format!(
+                "the query has {} parameters and {query_bytes} bytes; at most {MAX_QUERY_PARAMS} and {MAX_QUERY_BYTES} are sent",
+                req.query.len()
+            )));
+        }
         let method = req.method.to_ascii_uppercase();
         let headers = check_headers(&req.headers)?;
         if req.body.as_ref().is_some_and(|b| b.len() > MAX_REQUEST_BODY) {
@@ -196,8 +225,9 @@ fn denied_by_rules(grant: &EndpointGrant, method: &str, path: &str) -> Refusal {
 /// Checks that `path` is a clean absolute path: what a grant prefix or a request may name.
 ///
 /// Refuses anything a server or proxy could resolve to another path or host: `//` (another
-/// authority), `.`/`..` segments, backslashes, query or fragment markers, control characters,
-/// and percent-encoded `.`, `/`, `\`, `%` or NUL.
+/// authority), `.`/`..` segments, `;` (path parameters: `..;` is `..` to Tomcat and Jetty),
+/// backslashes, query or fragment markers, control characters, and percent-encoded `.`, `/`,
+/// `\`, `;`, `%` or NUL.
 pub fn check_path(path: &str) -> Result<(), &'static str> {
     if !path.starts_with('/') {
         return Err("must start with `/` (a path, not a URL)");
@@ -216,17 +246,18 @@ pub fn check_path(path: &str) -> Result<(), &'static str> {
             b'%' => {
                 let hex = path.get(i + 1..i + 3).ok_or("has a truncated %-escape")?;
                 let v = u8::from_str_radix(hex, 16).map_err(|_| "has an invalid %-escape")?;
-                if matches!(v, b'.' | b'/' | b'\\' | b'%' | 0) || v < 0x20 {
-                    return Err("encodes a separator, dot, `%` or control character");
+                if matches!(v, b'.' | b'/' | b'\\' | b'%' | b';' | 0) || v < 0x20 {
+                    return Err("encodes a separator, dot, `;`, `%` or control character");
                 }
                 i += 3;
                 continue;
             }
             b'?' | b'#' => return Err("must not contain `?` or `#`; pass the query separately"),
+            b';' => return Err("must not contain `;` (path parameters can turn `..;` into `..`)"),
             b'\\' => return Err("must not contain `\\`"),
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => {}
-            b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
-            | b':' | b'@' | b'/' => {}
+            b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b'=' | b':'
+            | b'@' | b'/' => {}
             _ => return Err("contains a character that must be percent-encoded"),
         }
         i += 1;
@@ -268,7 +299,8 @@ fn check_headers(headers: &[(String, String)]) -> Result<Vec<(String, String)>, 
             return Err(Refusal::Invalid(format!("header name {name:?} is not a valid token")));
         }
         let lower = name.to_ascii_lowercase();
-        if FORBIDDEN_HEADERS.contains(&lower.as_str()) || lower.starts_with("proxy-") {
+        if FORBIDDEN_HEADERS.contains(&lower.as_str()) || FORBIDDEN_HEADER_PREFIXES.iter().any(|p| lower.starts_with(p))
+        {
             return Err(Refusal::Invalid(format!("header `{name}` is set by the host and cannot be sent")));
         }
         if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
@@ -543,6 +575,9 @@ allow = [
             "/pd/api/v1/stores/\r\nHost: evil",
             "/pd/api/v1/stores/%25",
             "pd/api/v1/stores",
+            "/pd/api/v1/stores/..;/config",
+            "/pd/api/v1/stores;x=1",
+            "/pd/api/v1/stores/..%3b/config",
         ] {
             assert!(
                 matches!(grants().authorize(&req("pd", "GET", path)), Err(Refusal::Invalid(_))),
@@ -561,6 +596,13 @@ allow = [
             ("X-Ok", "a\nb"),
             ("Bad Name", "x"),
             ("Proxy-Anything", "x"),
+            ("X-HTTP-Method-Override", "DELETE"),
+            ("X-Method-Override", "DELETE"),
+            ("X-Original-URL", "/pd/api/v1/config"),
+            ("X-Rewrite-URL", "/pd/api/v1/config"),
+            ("X-Forwarded-For", "127.0.0.1"),
+            ("X-Forwarded-Host", "internal"),
+            ("Forwarded", "for=127.0.0.1"),
         ] {
             let mut r = req("pd", "GET", "/pd/api/v1/stores");
             r.headers = vec![(name.into(), value.into())];
@@ -568,6 +610,17 @@ allow = [
         }
         let mut r = req("pd", "GET", "/pd/api/v1/stores");
         r.headers = vec![("Accept".into(), "application/json".into())];
+        assert!(grants().authorize(&r).is_ok());
+    }
+
+    #[test]
+    fn a_query_is_bounded_before_it_is_encoded() {
+        let mut r = req("pd", "GET", "/pd/api/v1/stores");
+        r.query = vec![("q".into(), "x".repeat(MAX_QUERY_BYTES))];
+        assert!(matches!(grants().authorize(&r), Err(Refusal::Invalid(m)) if m.contains("at most")));
+        r.query = (0..=MAX_QUERY_PARAMS).map(|i| (i.to_string(), String::new())).collect();
+        assert!(matches!(grants().authorize(&r), Err(Refusal::Invalid(_))));
+        r.query = vec![("q".into(), "x".repeat(1000))];
         assert!(grants().authorize(&r).is_ok());
     }
 

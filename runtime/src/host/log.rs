@@ -3,7 +3,8 @@
 //! Messages go to `tracing` under the target `component`, tagged with the component's name, so
 //! the CLI's verbosity flags apply to them like to the host's own logs. A component cannot
 //! flood the terminal: each message is cut at [`MAX_MESSAGE`] bytes and a call keeps at most
-//! [`MAX_MESSAGES`]; the rest are counted and reported as dropped.
+//! [`MAX_MESSAGES`]; the rest are counted and reported as dropped. Control characters are
+//! escaped ([`crate::text`]), so a message cannot rewrite what the terminal shows.
 
 use crate::bindings::log as wit;
 use crate::sandbox::HostState;
@@ -44,7 +45,8 @@ impl ComponentLog {
             return;
         }
         self.emitted += 1;
-        let text = cut(message, MAX_MESSAGE);
+        let cut = cut(message, MAX_MESSAGE);
+        let text = crate::text::escape_lines(&cut);
         let c = self.component.as_str();
         match level {
             Level::Trace => tracing::trace!(target: "component", "[{c}] {text}"),

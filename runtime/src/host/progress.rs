@@ -1,8 +1,14 @@
 //! The `progress` capability: a component reports phases of long tasks (one line per task:
 //! a service, an image); the host renders them. The CLI draws live lines on a terminal; the
 //! default sink writes log lines.
+//!
+//! A component cannot flood the terminal through it: a call has at most [`MAX_TASKS`] tasks
+//! and [`RATE`] reports a second (with a burst of [`BURST`]); task names and details are cut
+//! and their control characters escaped. What is refused is counted in the call's report.
 
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::bindings::progress as wit;
 use crate::host::log::MAX_MESSAGE;
@@ -80,8 +86,65 @@ impl ProgressSink for LogProgress {
     }
 }
 
-fn cut(text: &str) -> &str {
-    &text[..text.floor_char_boundary(MAX_MESSAGE)]
+/// Tasks one call may report on.
+pub const MAX_TASKS: usize = 128;
+/// Reports a second, sustained.
+pub const RATE: f64 = 50.0;
+/// Reports allowed at once.
+pub const BURST: f64 = 200.0;
+/// Longest task name or detail shown, in bytes.
+const MAX_TEXT: usize = 256;
+
+/// Decides which of a call's reports reach the sink.
+#[derive(Debug)]
+pub struct ProgressGate {
+    tasks: HashSet<String>,
+    tokens: f64,
+    last: Instant,
+    dropped: u64,
+}
+
+impl Default for ProgressGate {
+    fn default() -> Self {
+        ProgressGate { tasks: HashSet::new(), tokens: BURST, last: Instant::now(), dropped: 0 }
+    }
+}
+
+impl ProgressGate {
+    /// True when this report may be shown. A task's final report always is, so no line is
+    /// left spinning; anything else spends from the rate budget.
+    pub fn admit(&mut self, task: &str, phase: Phase) -> bool {
+        let known = self.tasks.contains(task);
+        if known && phase.is_final() {
+            return true;
+        }
+        if !known && self.tasks.len() >= MAX_TASKS {
+            self.dropped += 1;
+            return false;
+        }
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * RATE).min(BURST);
+        self.last = now;
+        if self.tokens < 1.0 {
+            self.dropped += 1;
+            return false;
+        }
+        self.tokens -= 1.0;
+        if !known {
+            self.tasks.insert(task.to_string());
+        }
+        true
+    }
+
+    /// Reports not shown.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+}
+
+fn cut(text: &str) -> std::borrow::Cow<'_, str> {
+    let text = &text[..text.floor_char_boundary(MAX_TEXT.min(MAX_MESSAGE))];
+    crate::text::escape(text)
 }
 
 impl wit::Host for HostState {
@@ -96,7 +159,40 @@ impl wit::Host for HostState {
             wit::Phase::Done => Phase::Done,
             wit::Phase::Failed => Phase::Failed,
         };
-        self.progress.report(cut(&task), phase, cut(&detail));
+        let task = cut(&task);
+        if self.progress_gate.admit(&task, phase) {
+            self.progress.report(&task, phase, &cut(&detail));
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_reports_on_a_bounded_number_of_tasks() {
+        let mut gate = ProgressGate::default();
+        let shown = (0..2000).filter(|i| gate.admit(&format!("task {i}"), Phase::Creating)).count();
+        assert_eq!(shown, MAX_TASKS);
+        assert_eq!(gate.dropped(), 2000 - MAX_TASKS as u64);
+        // Known tasks still finish.
+        assert!(gate.admit("task 0", Phase::Done));
+    }
+
+    #[test]
+    fn a_burst_of_reports_is_cut_to_the_rate() {
+        let mut gate = ProgressGate::default();
+        let shown = (0..10_000).filter(|_| gate.admit("one task", Phase::Waiting)).count();
+        assert!(shown >= BURST as usize && shown < BURST as usize + 100, "{shown}");
+        assert!(gate.admit("one task", Phase::Failed));
+    }
+
+    #[test]
+    fn task_names_are_cut_and_escaped() {
+        assert_eq!(cut("\x1b[2Kfake"), "\\x1b[2Kfake");
+        assert_eq!(cut("\u{1b}[2K\rdone"), "\\x1b[2K\\x0ddone");
+        assert_eq!(cut(&"é".repeat(1000)).len(), 256);
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Pitfalls handled here (see the project's compose/bollard notes): logs need stdout and
 //! stderr asked for explicitly; `from_image` without a tag pulls every tag, so the reference is
-//! split; the pull stream is drained to the end and may end in an error item; lists need
+//! parsed and one tag or digest always named; the pull stream is drained to the end and may end in an error item; lists need
 //! `all`; `DOCKER_HOST` of any scheme is honoured; every model field is treated as optional
 //! (an old daemon leaves newer ones out).
 
@@ -11,11 +11,7 @@ use std::time::Duration;
 
 use bollard::Docker;
 use bollard::errors::Error as BollardError;
-use bollard::models::{
-    ContainerCreateBody, DeviceMapping, EndpointSettings, HealthConfig, HostConfig, Mount, MountType,
-    NetworkCreateRequest, NetworkingConfig, PortBinding, ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
-    VolumeCreateRequest,
-};
+use bollard::models::{ContainerCreateBody, EndpointSettings, NetworkCreateRequest, VolumeCreateRequest};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder, ListContainersOptionsBuilder,
     ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
@@ -24,7 +20,9 @@ use bollard::query_parameters::{
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
+use super::binds::EngineLocation;
 use super::engine::*;
+use super::image::ImageRef;
 
 /// The real engine.
 pub struct BollardEngine {
@@ -83,28 +81,28 @@ impl BollardEngine {
     }
 }
 
-fn label_filter(label: &str) -> HashMap<String, Vec<String>> {
-    HashMap::from([("label".to_string(), vec![label.to_string()])])
+/// Docker ANDs several `label` filters.
+fn label_filter(labels: &[String]) -> HashMap<String, Vec<String>> {
+    HashMap::from([("label".to_string(), labels.to_vec())])
 }
 
 fn btree(m: Option<HashMap<String, String>>) -> BTreeMap<String, String> {
     m.unwrap_or_default().into_iter().collect()
 }
 
-/// Splits `repo[:tag][@digest]` for the pull API (a registry port is not a tag).
-pub fn split_image(image: &str) -> (String, String) {
-    if let Some((repo, digest)) = image.split_once('@') {
-        return (repo.to_string(), digest.to_string());
-    }
-    match image.rsplit_once(':') {
-        Some((repo, tag)) if !tag.contains('/') => (repo.to_string(), tag.to_string()),
-        _ => (image.to_string(), "latest".to_string()),
-    }
-}
-
 impl DockerEngine for BollardEngine {
     fn describe(&self) -> String {
         self.host.clone()
+    }
+
+    fn location(&self) -> EngineLocation {
+        match self.host.strip_prefix("unix://") {
+            Some(path) => {
+                let path = std::path::Path::new(path);
+                EngineLocation::Local { socket: path.canonicalize().unwrap_or_else(|_| path.to_path_buf()) }
+            }
+            None => EngineLocation::Remote(self.host.clone()),
+        }
     }
 
     fn ping(&self) -> BoxFut<'_, Result<(), EngineError>> {
@@ -118,8 +116,8 @@ impl DockerEngine for BollardEngine {
         })
     }
 
-    fn list_networks(&self, label: &str) -> BoxFut<'_, Result<Vec<NetworkView>, EngineError>> {
-        let options = ListNetworksOptionsBuilder::default().filters(&label_filter(label)).build();
+    fn list_networks<'a>(&'a self, labels: &'a [String]) -> BoxFut<'a, Result<Vec<NetworkView>, EngineError>> {
+        let options = ListNetworksOptionsBuilder::default().filters(&label_filter(labels)).build();
         Box::pin(async move {
             let list = self.docker.list_networks(Some(options)).await.map_err(|e| self.map(e))?;
             Ok(list
@@ -176,8 +174,8 @@ impl DockerEngine for BollardEngine {
         })
     }
 
-    fn list_volumes(&self, label: &str) -> BoxFut<'_, Result<Vec<VolumeView>, EngineError>> {
-        let options = ListVolumesOptionsBuilder::default().filters(&label_filter(label)).build();
+    fn list_volumes<'a>(&'a self, labels: &'a [String]) -> BoxFut<'a, Result<Vec<VolumeView>, EngineError>> {
+        let options = ListVolumesOptionsBuilder::default().filters(&label_filter(labels)).build();
         Box::pin(async move {
             let r = self.docker.list_volumes(Some(options)).await.map_err(|e| self.map(e))?;
             Ok(r.volumes
@@ -185,6 +183,13 @@ impl DockerEngine for BollardEngine {
                 .into_iter()
                 .map(|v| VolumeView { name: v.name, labels: v.labels.into_iter().collect() })
                 .collect())
+        })
+    }
+
+    fn inspect_volume<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<VolumeView, EngineError>> {
+        Box::pin(async move {
+            let v = self.docker.inspect_volume(name).await.map_err(|e| self.map(e))?;
+            Ok(VolumeView { name: v.name, labels: v.labels.into_iter().collect() })
         })
     }
 
@@ -228,7 +233,7 @@ impl DockerEngine for BollardEngine {
         progress: &'a (dyn Fn(PullProgress) + Send + Sync),
     ) -> BoxFut<'a, Result<(), EngineError>> {
         Box::pin(async move {
-            let (repo, tag) = split_image(image);
+            let (repo, tag) = ImageRef::parse(image).map_err(EngineError::ImageUnavailable)?.pull_args();
             let options = CreateImageOptionsBuilder::default().from_image(&repo).tag(&tag).build();
             let mut stream = self.docker.create_image(Some(options), None, None);
             let mut layers: BTreeMap<String, (u64, u64)> = BTreeMap::new();
@@ -259,10 +264,13 @@ impl DockerEngine for BollardEngine {
         })
     }
 
-    fn create_container(&self, spec: ContainerCreate) -> BoxFut<'_, Result<String, EngineError>> {
+    fn create_container<'a>(
+        &'a self,
+        name: &'a str,
+        body: ContainerCreateBody,
+    ) -> BoxFut<'a, Result<String, EngineError>> {
         Box::pin(async move {
-            let options = CreateContainerOptionsBuilder::default().name(&spec.name).build();
-            let body = container_body(spec);
+            let options = CreateContainerOptionsBuilder::default().name(name).build();
             let r = self.docker.create_container(Some(options), body).await.map_err(|e| self.map(e))?;
             Ok(r.id)
         })
@@ -350,8 +358,8 @@ impl DockerEngine for BollardEngine {
         })
     }
 
-    fn list_containers(&self, label: &str) -> BoxFut<'_, Result<Vec<ContainerView>, EngineError>> {
-        let options = ListContainersOptionsBuilder::default().all(true).filters(&label_filter(label)).build();
+    fn list_containers<'a>(&'a self, labels: &'a [String]) -> BoxFut<'a, Result<Vec<ContainerView>, EngineError>> {
+        let options = ListContainersOptionsBuilder::default().all(true).filters(&label_filter(labels)).build();
         Box::pin(async move {
             let list = self.docker.list_containers(Some(options)).await.map_err(|e| self.map(e))?;
             Ok(list
@@ -425,10 +433,10 @@ impl DockerEngine for BollardEngine {
             .boxed()
     }
 
-    fn events(&self, label: &str) -> BoxStream<'static, Result<EngineEvent, EngineError>> {
+    fn events(&self, labels: &[String]) -> BoxStream<'static, Result<EngineEvent, EngineError>> {
         let filters = HashMap::from([
             ("type".to_string(), vec!["container".to_string()]),
-            ("label".to_string(), vec![label.to_string()]),
+            ("label".to_string(), labels.to_vec()),
         ]);
         let options = EventsOptionsBuilder::default().filters(&filters).build();
         let host = self.host.clone();
@@ -446,134 +454,5 @@ impl DockerEngine for BollardEngine {
                 Err(e) => Err(unavailable(&host, &e)),
             })
             .boxed()
-    }
-}
-
-fn container_body(spec: ContainerCreate) -> ContainerCreateBody {
-    let mut binds = Vec::new();
-    let mut mounts = Vec::new();
-    for m in spec.mounts {
-        match m {
-            // The legacy `Binds` form is what compose uses for short-syntax binds; the scope has
-            // already refused missing sources, so nothing gets auto-created.
-            MountSpec::Bind { source, target, read_only } => {
-                binds.push(format!("{source}:{target}{}", if read_only { ":ro" } else { "" }))
-            }
-            MountSpec::Volume { source, target, read_only } => mounts.push(Mount {
-                target: Some(target),
-                source: (!source.is_empty()).then_some(source),
-                typ: Some(MountType::VOLUME),
-                read_only: Some(read_only),
-                ..Default::default()
-            }),
-            MountSpec::Tmpfs { target } => {
-                mounts.push(Mount { target: Some(target), typ: Some(MountType::TMPFS), ..Default::default() })
-            }
-        }
-    }
-    let port_bindings = spec
-        .ports
-        .iter()
-        .map(|(key, list)| {
-            let bindings = list
-                .iter()
-                .map(|(ip, port)| PortBinding { host_ip: Some(ip.clone()), host_port: Some(port.clone()) })
-                .collect();
-            (key.clone(), Some(bindings))
-        })
-        .collect();
-    let (restart_name, retries) = match spec.restart.split_once(':') {
-        Some((n, r)) => (n.to_string(), r.parse::<i64>().ok()),
-        None => (spec.restart.clone(), None),
-    };
-    let restart = match restart_name.as_str() {
-        "always" => RestartPolicyNameEnum::ALWAYS,
-        "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
-        "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
-        _ => RestartPolicyNameEnum::NO,
-    };
-    let primary_network = spec.networks.first().map(|(n, _)| n.clone());
-    let endpoints: HashMap<String, EndpointSettings> = spec
-        .networks
-        .iter()
-        .take(1)
-        .map(|(n, aliases)| (n.clone(), EndpointSettings { aliases: Some(aliases.clone()), ..Default::default() }))
-        .collect();
-    let host_config = HostConfig {
-        binds: Some(binds),
-        mounts: Some(mounts),
-        port_bindings: Some(port_bindings),
-        network_mode: spec.network_mode.clone().or(primary_network),
-        restart_policy: Some(RestartPolicy { name: Some(restart), maximum_retry_count: retries }),
-        ulimits: Some(
-            spec.ulimits
-                .iter()
-                .map(|(name, soft, hard)| ResourcesUlimits {
-                    name: Some(name.clone()),
-                    soft: Some(*soft),
-                    hard: Some(*hard),
-                })
-                .collect(),
-        ),
-        extra_hosts: Some(spec.extra_hosts.clone()),
-        privileged: Some(spec.privileged),
-        cap_add: Some(spec.cap_add.clone()),
-        devices: Some(
-            spec.devices
-                .iter()
-                .map(|d| {
-                    let mut parts = d.splitn(3, ':');
-                    let on_host = parts.next().unwrap_or_default().to_string();
-                    let in_container = parts.next().map(String::from).unwrap_or_else(|| on_host.clone());
-                    let perms = parts.next().unwrap_or("rwm").to_string();
-                    DeviceMapping {
-                        path_on_host: Some(on_host),
-                        path_in_container: Some(in_container),
-                        cgroup_permissions: Some(perms),
-                    }
-                })
-                .collect(),
-        ),
-        pid_mode: spec.pid_mode.clone(),
-        ipc_mode: spec.ipc_mode.clone(),
-        ..Default::default()
-    };
-    ContainerCreateBody {
-        image: Some(spec.image),
-        cmd: spec.cmd,
-        entrypoint: spec.entrypoint,
-        env: Some(spec.env),
-        labels: Some(spec.labels.into_iter().collect()),
-        exposed_ports: Some(spec.ports.keys().cloned().collect()),
-        healthcheck: spec.healthcheck.map(|h| HealthConfig {
-            test: Some(h.test),
-            interval: Some(h.interval_ns),
-            timeout: Some(h.timeout_ns),
-            retries: Some(h.retries),
-            start_period: Some(h.start_period_ns),
-            start_interval: Some(h.start_interval_ns),
-        }),
-        hostname: spec.hostname,
-        user: spec.user,
-        working_dir: spec.working_dir,
-        stop_timeout: spec.stop_timeout_s,
-        stop_signal: spec.stop_signal,
-        host_config: Some(host_config),
-        networking_config: Some(NetworkingConfig { endpoints_config: Some(endpoints) }),
-        ..Default::default()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::split_image;
-
-    #[test]
-    fn image_references_split_into_repo_and_tag() {
-        assert_eq!(split_image("pingcap/pd:v8.5.5"), ("pingcap/pd".into(), "v8.5.5".into()));
-        assert_eq!(split_image("pingcap/pd"), ("pingcap/pd".into(), "latest".into()));
-        assert_eq!(split_image("registry:5000/team/img"), ("registry:5000/team/img".into(), "latest".into()));
-        assert_eq!(split_image("registry:5000/img:1.2"), ("registry:5000/img".into(), "1.2".into()));
-        assert_eq!(split_image("img@sha256:abc"), ("img".into(), "sha256:abc".into()));
     }
 }

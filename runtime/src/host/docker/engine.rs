@@ -1,11 +1,18 @@
-//! The Docker operations the scoped capability needs, as a plain trait over plain types, so the
-//! scoping policy can be tested against an in-memory engine and runs against bollard for real.
+//! The Docker operations the scoped capability needs, as a plain trait, so the scoping policy
+//! is tested against an in-memory engine ([`super::memory`]) and runs against bollard for real.
+//!
+//! Reads come back as small views; a container is created from bollard's own
+//! `ContainerCreateBody`, built by the scope's checked plan, so nothing is converted again
+//! between the check and the engine.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
+use bollard::models::ContainerCreateBody;
 use futures::stream::BoxStream;
+
+use super::binds::EngineLocation;
 
 /// A boxed future (the trait is used as `dyn`).
 pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -67,69 +74,6 @@ pub struct ContainerView {
     pub ports: Vec<PortView>,
 }
 
-/// A mount for a new container (after the scope resolved names and checked grants).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MountSpec {
-    /// An absolute host path.
-    Bind {
-        source: String,
-        target: String,
-        read_only: bool,
-    },
-    /// A named volume (full engine name) or, with an empty source, an anonymous one.
-    Volume {
-        source: String,
-        target: String,
-        read_only: bool,
-    },
-    Tmpfs {
-        target: String,
-    },
-}
-
-/// A healthcheck with durations in nanoseconds, as the engine wants them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HealthSpec {
-    pub test: Vec<String>,
-    pub interval_ns: i64,
-    pub timeout_ns: i64,
-    pub retries: i64,
-    pub start_period_ns: i64,
-    pub start_interval_ns: i64,
-}
-
-/// Everything needed to create a container.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ContainerCreate {
-    pub name: String,
-    pub image: String,
-    pub cmd: Option<Vec<String>>,
-    pub entrypoint: Option<Vec<String>>,
-    pub env: Vec<String>,
-    pub labels: BTreeMap<String, String>,
-    /// `2379/tcp` → published bindings (host ip, host port; empty port = ephemeral).
-    pub ports: BTreeMap<String, Vec<(String, String)>>,
-    pub mounts: Vec<MountSpec>,
-    /// Network name → aliases; the first network is the primary one.
-    pub networks: Vec<(String, Vec<String>)>,
-    pub network_mode: Option<String>,
-    pub healthcheck: Option<HealthSpec>,
-    /// `no`, `always`, `on-failure`, `unless-stopped`.
-    pub restart: String,
-    pub hostname: Option<String>,
-    pub user: Option<String>,
-    pub working_dir: Option<String>,
-    pub stop_timeout_s: Option<i64>,
-    pub stop_signal: Option<String>,
-    pub ulimits: Vec<(String, i64, i64)>,
-    pub extra_hosts: Vec<String>,
-    pub privileged: bool,
-    pub cap_add: Vec<String>,
-    pub devices: Vec<String>,
-    pub pid_mode: Option<String>,
-    pub ipc_mode: Option<String>,
-}
-
 /// Progress of an image pull.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PullProgress {
@@ -159,9 +103,12 @@ pub struct EngineEvent {
 pub trait DockerEngine: Send + Sync {
     /// Where the engine is (for messages).
     fn describe(&self) -> String;
+    /// Whether host paths given to the engine are this machine's, and where its socket is.
+    fn location(&self) -> EngineLocation;
     fn ping(&self) -> BoxFut<'_, Result<(), EngineError>>;
 
-    fn list_networks(&self, label: &str) -> BoxFut<'_, Result<Vec<NetworkView>, EngineError>>;
+    /// Networks carrying every label of `labels` (`key=value` each).
+    fn list_networks<'a>(&'a self, labels: &'a [String]) -> BoxFut<'a, Result<Vec<NetworkView>, EngineError>>;
     fn inspect_network<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<NetworkView, EngineError>>;
     fn create_network<'a>(
         &'a self,
@@ -177,7 +124,11 @@ pub trait DockerEngine: Send + Sync {
         aliases: Vec<String>,
     ) -> BoxFut<'a, Result<(), EngineError>>;
 
-    fn list_volumes(&self, label: &str) -> BoxFut<'_, Result<Vec<VolumeView>, EngineError>>;
+    /// Volumes carrying every label of `labels`.
+    fn list_volumes<'a>(&'a self, labels: &'a [String]) -> BoxFut<'a, Result<Vec<VolumeView>, EngineError>>;
+    fn inspect_volume<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<VolumeView, EngineError>>;
+    /// Creates a volume. Docker answers an existing name with the existing volume (whatever
+    /// its labels), so callers inspect it afterwards.
     fn create_volume<'a>(
         &'a self,
         name: &'a str,
@@ -192,15 +143,21 @@ pub trait DockerEngine: Send + Sync {
         progress: &'a (dyn Fn(PullProgress) + Send + Sync),
     ) -> BoxFut<'a, Result<(), EngineError>>;
 
-    fn create_container(&self, spec: ContainerCreate) -> BoxFut<'_, Result<String, EngineError>>;
+    /// Creates a container called `name`; returns its id.
+    fn create_container<'a>(
+        &'a self,
+        name: &'a str,
+        body: ContainerCreateBody,
+    ) -> BoxFut<'a, Result<String, EngineError>>;
     fn start_container<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<(), EngineError>>;
     fn stop_container<'a>(&'a self, name: &'a str, timeout_s: Option<i64>) -> BoxFut<'a, Result<(), EngineError>>;
     fn restart_container<'a>(&'a self, name: &'a str, timeout_s: Option<i64>) -> BoxFut<'a, Result<(), EngineError>>;
     fn remove_container<'a>(&'a self, name: &'a str, volumes: bool) -> BoxFut<'a, Result<(), EngineError>>;
     fn inspect_container<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<ContainerView, EngineError>>;
-    /// All containers (stopped ones too) carrying `label` (`key=value`).
-    fn list_containers(&self, label: &str) -> BoxFut<'_, Result<Vec<ContainerView>, EngineError>>;
+    /// All containers (stopped ones too) carrying every label of `labels`.
+    fn list_containers<'a>(&'a self, labels: &'a [String]) -> BoxFut<'a, Result<Vec<ContainerView>, EngineError>>;
 
     fn logs(&self, name: &str, tail: Option<u32>, follow: bool) -> BoxStream<'static, Result<LogChunk, EngineError>>;
-    fn events(&self, label: &str) -> BoxStream<'static, Result<EngineEvent, EngineError>>;
+    /// Container events of containers carrying every label of `labels`.
+    fn events(&self, labels: &[String]) -> BoxStream<'static, Result<EngineEvent, EngineError>>;
 }

@@ -1,58 +1,45 @@
 //! The `docker` capability: Docker operations for a deployment driver, scoped to its project.
 //!
-//! - [`engine`]: the engine operations as a plain trait; [`bollard_engine`]: the real one.
-//! - [`scope`]: the policy (names, labels, grants, visibility).
-//! - this module: the glue to the WIT interface and the stream resources.
+//! - [`scope`]: the project (identity, ownership, names) and the operations on it;
+//! - [`plan`]: a `container-spec` checked step by step into the engine's create body, with
+//!   [`binds`] deciding which host paths may be mounted and how, and [`grants`] what the
+//!   manifest allows beyond the defaults;
+//! - [`streams`]: bounded log and event streams; [`image`]: references and registries;
+//! - [`engine`]: the engine as a plain trait; [`bollard_engine`]: the real one;
+//! - this module: the glue to the WIT interface.
 //!
 //! A component that was not started for a project (no [`ScopedDocker`] in its policy) gets
 //! `denied` for every operation.
 
+pub mod binds;
 pub mod bollard_engine;
 pub mod engine;
+pub mod error;
+pub mod grants;
+pub mod image;
+#[cfg(test)]
+pub mod memory;
+pub mod plan;
 pub mod scope;
+pub mod streams;
+#[cfg(test)]
+mod tests;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 use wasmtime::component::Resource;
 
 use crate::bindings::docker as wit;
 use crate::bindings::sandbox::Denial;
 use crate::error::HostAbort;
 use crate::sandbox::{Denial as RecordedDenial, HostState, HostWait};
-use scope::{ContainerRequest, LogLine, MountRequest, PortRequest, ProjectContainer, ProjectEvent};
-pub use scope::{DockerError, DockerGrants, ScopedDocker};
-
-/// Host side of a `log-stream`: merged lines of several containers.
-pub struct LogStream {
-    rx: mpsc::Receiver<LogLine>,
-}
-
-impl LogStream {
-    /// Waits up to `timeout` for lines; `None` once every source has ended.
-    pub async fn next_batch(&mut self, timeout: Duration) -> Option<Vec<LogLine>> {
-        let first = match tokio::time::timeout(timeout, self.rx.recv()).await {
-            Ok(Some(line)) => line,
-            Ok(None) => return None,
-            Err(_) => return Some(Vec::new()),
-        };
-        let mut batch = vec![first];
-        while batch.len() < 512 {
-            match self.rx.try_recv() {
-                Ok(line) => batch.push(line),
-                Err(_) => break,
-            }
-        }
-        Some(batch)
-    }
-}
-
-/// Host side of an `event-stream`.
-pub struct EventStream {
-    rx: mpsc::Receiver<Result<ProjectEvent, DockerError>>,
-}
+pub use error::DockerError;
+pub use grants::DockerGrants;
+use scope::ProjectContainer;
+pub use scope::{Project, ScopedDocker};
+pub use streams::{EventStream, LogLine, LogStream};
 
 /// Longest wait a guest may ask of a stream in one call.
 const MAX_STREAM_WAIT: Duration = Duration::from_secs(60);
@@ -60,10 +47,12 @@ const MAX_STREAM_WAIT: Duration = Duration::from_secs(60);
 fn to_wit_error(e: DockerError) -> wit::DockerError {
     match e {
         DockerError::Denied { reason, hint } => wit::DockerError::Denied(Denial { reason, hint }),
+        DockerError::Invalid(m) => wit::DockerError::Invalid(m),
         DockerError::NotFound(m) => wit::DockerError::NotFound(m),
         DockerError::Conflict(m) => wit::DockerError::Conflict(m),
         DockerError::ImageUnavailable(m) => wit::DockerError::ImageUnavailable(m),
         DockerError::Unavailable(m) => wit::DockerError::Unavailable(m),
+        DockerError::LimitExceeded(m) => wit::DockerError::LimitExceeded(m),
         DockerError::Failed(m) => wit::DockerError::Failed(m),
     }
 }
@@ -85,8 +74,12 @@ fn info(c: ProjectContainer) -> wit::ContainerInfo {
             .into_iter()
             .map(|p| wit::PortBinding {
                 container_port: p.container_port,
-                protocol: p.protocol,
-                host_ip: p.host_ip,
+                protocol: match p.protocol.as_str() {
+                    "udp" => wit::Protocol::Udp,
+                    "sctp" => wit::Protocol::Sctp,
+                    _ => wit::Protocol::Tcp,
+                },
+                host_ip: (!p.host_ip.is_empty()).then_some(p.host_ip),
                 host_port: p.host_port,
             })
             .collect(),
@@ -95,72 +88,8 @@ fn info(c: ProjectContainer) -> wit::ContainerInfo {
     }
 }
 
-fn request(s: wit::ContainerSpec) -> ContainerRequest {
-    let ms = |v: u64| i64::try_from(v.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
-    ContainerRequest {
-        service: s.service,
-        number: s.number,
-        container_name: s.container_name,
-        image: s.image,
-        command: s.command,
-        entrypoint: s.entrypoint,
-        environment: s.environment,
-        labels: s.labels,
-        ports: s
-            .ports
-            .into_iter()
-            .map(|p| PortRequest {
-                container_port: p.container_port,
-                protocol: p.protocol,
-                host_ip: p.host_ip,
-                host_port: p.host_port,
-            })
-            .collect(),
-        mounts: s
-            .mounts
-            .into_iter()
-            .map(|m| match m.kind {
-                wit::MountKind::Bind => {
-                    MountRequest::Bind { source: m.source, target: m.target, read_only: m.read_only }
-                }
-                wit::MountKind::Volume => {
-                    MountRequest::Volume { key: m.source, target: m.target, read_only: m.read_only }
-                }
-                wit::MountKind::Tmpfs => MountRequest::Tmpfs { target: m.target },
-            })
-            .collect(),
-        networks: s.networks.into_iter().map(|n| (n.network, n.aliases)).collect(),
-        healthcheck: s.healthcheck.map(|h| engine::HealthSpec {
-            test: h.test,
-            interval_ns: ms(h.interval_ms),
-            timeout_ns: ms(h.timeout_ms),
-            retries: i64::from(h.retries),
-            start_period_ns: ms(h.start_period_ms),
-            start_interval_ns: ms(h.start_interval_ms),
-        }),
-        restart: match s.restart {
-            wit::RestartPolicy::No => "no",
-            wit::RestartPolicy::Always => "always",
-            wit::RestartPolicy::OnFailure => "on-failure",
-            wit::RestartPolicy::UnlessStopped => "unless-stopped",
-        }
-        .into(),
-        hostname: s.hostname,
-        user: s.user,
-        working_dir: s.working_dir,
-        config_hash: s.config_hash,
-        depends_on: s.depends_on,
-        stop_grace_period_s: s.stop_grace_period_ms.map(|ms| i64::try_from(ms.div_ceil(1000)).unwrap_or(i64::MAX)),
-        stop_signal: s.stop_signal,
-        ulimits: s.ulimits.into_iter().map(|u| (u.name, u.soft, u.hard)).collect(),
-        extra_hosts: s.extra_hosts,
-        privileged: s.privileged,
-        cap_add: s.cap_add,
-        devices: s.devices,
-        network_mode: s.network_mode,
-        pid_mode: s.pid_mode,
-        ipc_mode: s.ipc_mode,
-    }
+fn seconds(ms: Option<u64>) -> Option<i64> {
+    ms.map(|ms| i64::try_from(ms.div_ceil(1000)).unwrap_or(i64::MAX))
 }
 
 impl HostState {
@@ -216,14 +145,7 @@ impl wit::Host for HostState {
     async fn list_networks(&mut self) -> wasmtime::Result<Result<Vec<wit::NetworkInfo>, wit::DockerError>> {
         self.docker("list-networks", |d| async move {
             let list = d.list_networks().await?;
-            Ok(list
-                .into_iter()
-                .map(|n| wit::NetworkInfo {
-                    key: n.labels.get(scope::labels::NETWORK).cloned().unwrap_or_default(),
-                    name: n.name,
-                    id: n.id,
-                })
-                .collect())
+            Ok(list.into_iter().map(|(key, n)| wit::NetworkInfo { key, name: n.name, id: n.id }).collect())
         })
         .await
     }
@@ -240,13 +162,7 @@ impl wit::Host for HostState {
     async fn list_volumes(&mut self) -> wasmtime::Result<Result<Vec<wit::VolumeInfo>, wit::DockerError>> {
         self.docker("list-volumes", |d| async move {
             let list = d.list_volumes().await?;
-            Ok(list
-                .into_iter()
-                .map(|v| wit::VolumeInfo {
-                    key: v.labels.get(scope::labels::VOLUME).cloned().unwrap_or_default(),
-                    name: v.name,
-                })
-                .collect())
+            Ok(list.into_iter().map(|(key, v)| wit::VolumeInfo { key, name: v.name }).collect())
         })
         .await
     }
@@ -260,8 +176,7 @@ impl wit::Host for HostState {
         &mut self,
         spec: wit::ContainerSpec,
     ) -> wasmtime::Result<Result<wit::ContainerInfo, wit::DockerError>> {
-        let r = request(spec);
-        self.docker("create-container", |d| async move { d.create_container(&r).await.map(info) }).await
+        self.docker("create-container", |d| async move { d.create_container(&spec).await.map(info) }).await
     }
     async fn start_container(&mut self, name: String) -> wasmtime::Result<Result<(), wit::DockerError>> {
         self.docker("start-container", |d| async move { d.start_container(&name).await }).await
@@ -271,7 +186,7 @@ impl wit::Host for HostState {
         name: String,
         timeout_ms: Option<u64>,
     ) -> wasmtime::Result<Result<(), wit::DockerError>> {
-        let t = timeout_ms.map(|ms| i64::try_from(ms.div_ceil(1000)).unwrap_or(i64::MAX));
+        let t = seconds(timeout_ms);
         self.docker("stop-container", |d| async move { d.stop_container(&name, t).await }).await
     }
     async fn restart_container(
@@ -279,7 +194,7 @@ impl wit::Host for HostState {
         name: String,
         timeout_ms: Option<u64>,
     ) -> wasmtime::Result<Result<(), wit::DockerError>> {
-        let t = timeout_ms.map(|ms| i64::try_from(ms.div_ceil(1000)).unwrap_or(i64::MAX));
+        let t = seconds(timeout_ms);
         self.docker("restart-container", |d| async move { d.restart_container(&name, t).await }).await
     }
     async fn remove_container(
@@ -308,20 +223,30 @@ impl wit::Host for HostState {
         tail: Option<u32>,
         follow: bool,
     ) -> wasmtime::Result<Result<Resource<LogStream>, wit::DockerError>> {
-        let rx =
+        let slot = match self.docker_streams.acquire() {
+            Ok(slot) => slot,
+            Err(e) => return Ok(Err(to_wit_error(e))),
+        };
+        let mut stream =
             match self.docker("container-logs", |d| async move { d.container_logs(&names, tail, follow).await }).await?
             {
-                Ok(rx) => rx,
+                Ok(stream) => stream,
                 Err(e) => return Ok(Err(e)),
             };
-        Ok(Ok(self.table().push(LogStream { rx })?))
+        stream.hold(slot);
+        Ok(Ok(self.table().push(stream)?))
     }
     async fn subscribe_events(&mut self) -> wasmtime::Result<Result<Resource<EventStream>, wit::DockerError>> {
-        let rx = match self.docker("subscribe-events", |d| async move { Ok(d.subscribe_events()) }).await? {
-            Ok(rx) => rx,
+        let slot = match self.docker_streams.acquire() {
+            Ok(slot) => slot,
+            Err(e) => return Ok(Err(to_wit_error(e))),
+        };
+        let mut stream = match self.docker("subscribe-events", |d| async move { Ok(d.subscribe_events()) }).await? {
+            Ok(stream) => stream,
             Err(e) => return Ok(Err(e)),
         };
-        Ok(Ok(self.table().push(EventStream { rx })?))
+        stream.hold(slot);
+        Ok(Ok(self.table().push(stream)?))
     }
 }
 
@@ -365,19 +290,7 @@ impl wit::HostEventStream for HostState {
         let timeout = Duration::from_millis(timeout_ms.into()).min(MAX_STREAM_WAIT);
         let clock = self.clock.clone();
         let s = self.table().get_mut(&stream)?;
-        let wait = async {
-            let mut events = Vec::new();
-            match tokio::time::timeout(timeout, s.rx.recv()).await {
-                Ok(Some(first)) => events.push(first),
-                Ok(None) => return Err(DockerError::Unavailable("the Docker event stream ended".into())),
-                Err(_) => return Ok(Vec::new()),
-            }
-            while let Ok(e) = s.rx.try_recv() {
-                events.push(e);
-            }
-            events.into_iter().collect::<Result<Vec<_>, _>>()
-        };
-        match clock.host_call(None, wait).await {
+        match clock.host_call(None, s.next_batch(timeout)).await {
             Ok(Ok(events)) => Ok(Ok(events
                 .into_iter()
                 .map(|e| wit::ContainerEvent { container: e.container, service: e.service, action: e.action })
@@ -395,6 +308,8 @@ impl wit::HostEventStream for HostState {
 impl HostState {
     /// Takes a log stream the guest returned, so the host can drain it after the call.
     pub(crate) fn take_log_stream(&mut self, stream: Resource<LogStream>) -> wasmtime::Result<LogStream> {
-        Ok(self.table().delete(stream)?)
+        let mut stream = self.table().delete(stream)?;
+        stream.release();
+        Ok(stream)
     }
 }

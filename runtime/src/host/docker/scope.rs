@@ -1,24 +1,29 @@
 //! The project-scoped Docker capability.
 //!
-//! A deployment driver is started for one compose project. Everything it names is a key inside
-//! that project; this layer turns keys into Docker names (`<project>-<service>-<n>`,
-//! `<project>_<key>`), writes compose's labels (so `docker compose ps` in the project folder
-//! sees the containers), and only ever sees or touches resources that carry the project's
-//! label. Settings that would let a container escape the project (privileged mode, host
-//! namespaces, added capabilities, devices, the Docker socket, host paths outside the project
-//! folder) are refused unless the subject's manifest grants them, naming the line to add.
+//! A deployment driver is started for one project, whose identity belongs to the host: the
+//! name comes from the operator's flags or the subject, never from the compose file. Every
+//! resource the host creates carries compose's labels (so `docker compose ps` in the project
+//! folder sees it) and an ownership label, [`labels::OWNER`]; the host only sees and touches
+//! resources carrying both, and refuses outright a project that holds resources it did not
+//! create. Names are derived here (`<project>-<service>-<n>`, `<project>_<key>`) and checked
+//! back against the labels, so a name that happens to match another project's resource
+//! (`p` + `b_data` = `p_b` + `data`) is a conflict, never a way in.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use futures::StreamExt;
-use tokio::sync::mpsc;
-
+use super::binds::BindRules;
 use super::engine::*;
+use super::error::DockerError;
+use super::grants::DockerGrants;
+use super::image::{ImageRef, normalize_registry};
+use super::plan::{Plan, Planner};
+use super::streams::{self, EventStream, LogSource, LogStream, ProjectEvent};
+use crate::bindings::docker::ContainerSpec;
 use crate::host::progress::{Phase, ProgressHandle};
 
-/// Compose's label keys.
+/// Label keys: compose's, and the host's ownership label.
 pub mod labels {
     pub const PROJECT: &str = "com.docker.compose.project";
     pub const SERVICE: &str = "com.docker.compose.service";
@@ -32,112 +37,41 @@ pub mod labels {
     pub const IMAGE: &str = "com.docker.compose.image";
     pub const NETWORK: &str = "com.docker.compose.network";
     pub const VOLUME: &str = "com.docker.compose.volume";
+    /// Set by this host on everything it creates: the project that owns it.
+    pub const OWNER: &str = "dev.operator.project";
 }
 
-/// What a subject's manifest grants its driver beyond the project's own resources.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DockerGrants {
-    pub privileged: bool,
-    pub host_network: bool,
-    pub host_pid: bool,
-    pub host_ipc: bool,
-    pub docker_socket: bool,
-    pub cap_add: Vec<String>,
-    pub devices: Vec<String>,
-    /// Host directories bind mounts may use besides the project folder.
-    pub host_paths: Vec<PathBuf>,
-    /// Where to say a grant goes (`subjects/x/operator.toml`), if there is a manifest.
-    pub manifest: Option<PathBuf>,
+/// The project a driver is scoped to, as the host resolved it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Project {
+    pub name: String,
+    /// The project (subject) folder, canonical.
+    pub dir: PathBuf,
+    /// The compose files, for compose's label.
+    pub config_files: Vec<PathBuf>,
+    /// Registries images may be pulled from (normalized hosts).
+    pub registries: Vec<String>,
 }
 
-/// Why a scoped operation failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DockerError {
-    #[error("{reason}")]
-    Denied { reason: String, hint: String },
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Conflict(String),
-    #[error("{0}")]
-    ImageUnavailable(String),
-    #[error("{0}")]
-    Unavailable(String),
-    #[error("{0}")]
-    Failed(String),
-}
-
-impl From<EngineError> for DockerError {
-    fn from(e: EngineError) -> Self {
-        match e {
-            EngineError::Unavailable(m) => DockerError::Unavailable(m),
-            EngineError::NotFound(m) => DockerError::NotFound(m),
-            EngineError::Conflict(m) => DockerError::Conflict(m),
-            EngineError::ImageUnavailable(m) => DockerError::ImageUnavailable(m),
-            EngineError::Failed(m) => DockerError::Failed(m),
-        }
+impl Project {
+    /// `<project>_<key>`: a network or volume name.
+    pub fn resource_name(&self, key: &str) -> String {
+        format!("{}_{key}", self.name)
     }
-}
 
-/// A mount as a driver asks for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MountRequest {
-    Bind {
-        source: String,
-        target: String,
-        read_only: bool,
-    },
-    /// A project volume by key (empty: anonymous).
-    Volume {
-        key: String,
-        target: String,
-        read_only: bool,
-    },
-    Tmpfs {
-        target: String,
-    },
-}
+    /// The labels that make a resource this project's.
+    pub fn owner_labels(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (labels::PROJECT.to_string(), self.name.clone()),
+            (labels::OWNER.to_string(), self.name.clone()),
+            (labels::VERSION.to_string(), format!("operator-{}", env!("CARGO_PKG_VERSION"))),
+        ])
+    }
 
-/// A published port as a driver asks for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PortRequest {
-    pub container_port: u16,
-    pub protocol: String,
-    pub host_ip: String,
-    pub host_port: Option<u16>,
-}
-
-/// A container as a driver asks for it (keys, not Docker names).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ContainerRequest {
-    pub service: String,
-    pub number: u32,
-    pub container_name: Option<String>,
-    pub image: String,
-    pub command: Option<Vec<String>>,
-    pub entrypoint: Option<Vec<String>>,
-    pub environment: Vec<(String, String)>,
-    pub labels: Vec<(String, String)>,
-    pub ports: Vec<PortRequest>,
-    pub mounts: Vec<MountRequest>,
-    pub networks: Vec<(String, Vec<String>)>,
-    pub healthcheck: Option<HealthSpec>,
-    pub restart: String,
-    pub hostname: Option<String>,
-    pub user: Option<String>,
-    pub working_dir: Option<String>,
-    pub config_hash: String,
-    pub depends_on: Vec<String>,
-    pub stop_grace_period_s: Option<i64>,
-    pub stop_signal: Option<String>,
-    pub ulimits: Vec<(String, i64, i64)>,
-    pub extra_hosts: Vec<String>,
-    pub privileged: bool,
-    pub cap_add: Vec<String>,
-    pub devices: Vec<String>,
-    pub network_mode: Option<String>,
-    pub pid_mode: Option<String>,
-    pub ipc_mode: Option<String>,
+    /// The label filter for this project's resources.
+    pub fn owner_filter(&self) -> Vec<String> {
+        vec![format!("{}={}", labels::PROJECT, self.name), format!("{}={}", labels::OWNER, self.name)]
+    }
 }
 
 /// A container of the project, as the driver sees it.
@@ -150,30 +84,12 @@ pub struct ProjectContainer {
     pub depends_on: Vec<String>,
 }
 
-/// One line of a container's output.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogLine {
-    pub service: String,
-    pub container: String,
-    pub stderr: bool,
-    pub line: String,
-}
-
-/// A change to a project container.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProjectEvent {
-    pub container: String,
-    pub service: String,
-    pub action: String,
-}
-
 /// The Docker capability of one deployment driver, scoped to one project.
 pub struct ScopedDocker {
     engine: Arc<dyn DockerEngine>,
-    project: String,
-    project_dir: PathBuf,
-    config_files: Vec<PathBuf>,
+    project: Project,
     grants: DockerGrants,
+    binds: BindRules,
     progress: ProgressHandle,
 }
 
@@ -181,37 +97,46 @@ impl std::fmt::Debug for ScopedDocker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ScopedDocker")
             .field("engine", &self.engine.describe())
-            .field("project", &self.project)
-            .field("project_dir", &self.project_dir)
+            .field("project", &self.project.name)
+            .field("dir", &self.project.dir)
             .finish()
     }
 }
 
 /// True for names Docker and compose accept as keys and names.
-fn valid_key(key: &str) -> bool {
+pub fn valid_key(key: &str) -> bool {
     let mut chars = key.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
         && key.len() <= 128
 }
 
+fn key(what: &str, key: &str) -> Result<(), DockerError> {
+    if valid_key(key) {
+        Ok(())
+    } else {
+        Err(DockerError::Invalid(format!(
+            "{what} `{}` is not a valid name (letters, digits, `_`, `.`, `-`)",
+            crate::text::escape(key)
+        )))
+    }
+}
+
 impl ScopedDocker {
-    /// A capability for `project`, whose compose files live in `project_dir`.
+    /// A capability for `project` with these grants.
     pub fn new(
         engine: Arc<dyn DockerEngine>,
-        project: &str,
-        project_dir: &Path,
-        config_files: Vec<PathBuf>,
+        project: Project,
         grants: DockerGrants,
         progress: ProgressHandle,
     ) -> Self {
-        let project_dir = project_dir.canonicalize().unwrap_or_else(|_| project_dir.to_path_buf());
-        ScopedDocker { engine, project: project.to_string(), project_dir, config_files, grants, progress }
+        let binds = BindRules { project_dir: project.dir.clone(), engine: engine.location() };
+        ScopedDocker { engine, project, grants, binds, progress }
     }
 
     /// The project's name.
     pub fn project(&self) -> &str {
-        &self.project
+        &self.project.name
     }
 
     /// The engine underneath (for `ping` before any work).
@@ -219,77 +144,106 @@ impl ScopedDocker {
         &self.engine
     }
 
-    fn project_label(&self) -> String {
-        format!("{}={}", labels::PROJECT, self.project)
-    }
-
-    fn key(&self, what: &str, key: &str) -> Result<(), DockerError> {
-        if valid_key(key) {
-            Ok(())
-        } else {
-            Err(DockerError::Failed(format!("{what} `{key}` is not a valid name (letters, digits, `_`, `.`, `-`)")))
-        }
-    }
-
-    fn deny(&self, reason: String, grant: &str) -> DockerError {
-        let hint = match &self.grants.manifest {
-            Some(path) => {
-                format!("add `{grant}` to [deployment.docker] in {} if this project really needs it", path.display())
+    /// Refuses a project holding resources this host did not create (made by `docker compose`,
+    /// another tool, or an older operator): acting on it would touch what is not ours.
+    pub async fn check_ownership(&self) -> Result<(), DockerError> {
+        let project = [format!("{}={}", labels::PROJECT, self.project.name)];
+        let ours = |l: &BTreeMap<String, String>| l.get(labels::OWNER) == Some(&self.project.name);
+        let mut foreign: Vec<String> = Vec::new();
+        for c in self.engine.list_containers(&project).await? {
+            if !ours(&c.labels) {
+                foreign.push(format!("container {}", c.name));
             }
-            None => format!("this needs the grant `{grant}` in the subject's [deployment.docker] manifest section"),
+        }
+        for n in self.engine.list_networks(&project).await? {
+            if !ours(&n.labels) {
+                foreign.push(format!("network {}", n.name));
+            }
+        }
+        for v in self.engine.list_volumes(&project).await? {
+            if !ours(&v.labels) {
+                foreign.push(format!("volume {}", v.name));
+            }
+        }
+        if foreign.is_empty() {
+            return Ok(());
+        }
+        let shown = foreign.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+        let more = if foreign.len() > 5 { format!(" and {} more", foreign.len() - 5) } else { String::new() };
+        Err(DockerError::Conflict(format!(
+            "project {} holds resources operator did not create ({shown}{more}); operator acts only on projects it \
+             owns: remove them (`docker compose -p {} down`) or choose another name with -p",
+            self.project.name, self.project.name
+        )))
+    }
+
+    fn owned_labels(&self, kind_label: &str, key: &str) -> BTreeMap<String, String> {
+        let mut l = self.project.owner_labels();
+        l.insert(kind_label.into(), key.into());
+        l
+    }
+
+    /// True when `labels` mark a resource as this project's `key` of the kind `kind_label`.
+    fn is_ours(&self, labels: &BTreeMap<String, String>, kind_label: &str, key: &str) -> bool {
+        labels.get(labels::PROJECT) == Some(&self.project.name)
+            && labels.get(labels::OWNER) == Some(&self.project.name)
+            && labels.get(kind_label).map(String::as_str) == Some(key)
+    }
+
+    fn foreign(&self, what: &str, name: &str, labels: &BTreeMap<String, String>) -> DockerError {
+        let owner = match (labels.get(labels::OWNER), labels.get(labels::PROJECT)) {
+            (Some(o), _) => format!("it belongs to project {o}"),
+            (None, Some(p)) => format!("it belongs to compose project {p}, which operator did not create"),
+            (None, None) => "operator did not create it".to_string(),
         };
-        DockerError::Denied { reason, hint }
+        DockerError::Conflict(format!(
+            "a {what} named {name} exists but is not project {}'s: {owner}; remove it or choose another project name",
+            self.project.name
+        ))
     }
 
-    fn base_labels(&self) -> BTreeMap<String, String> {
-        BTreeMap::from([
-            (labels::PROJECT.to_string(), self.project.clone()),
-            (labels::VERSION.to_string(), format!("operator-{}", env!("CARGO_PKG_VERSION"))),
-        ])
+    // --- networks ---------------------------------------------------------------------------
+
+    /// The project's networks, with their keys (consistent with their names).
+    pub async fn list_networks(&self) -> Result<Vec<(String, NetworkView)>, DockerError> {
+        let list = self.engine.list_networks(&self.project.owner_filter()).await?;
+        Ok(list
+            .into_iter()
+            .filter_map(|n| {
+                let key = n.labels.get(labels::NETWORK)?.clone();
+                (n.name == self.project.resource_name(&key)).then_some((key, n))
+            })
+            .collect())
     }
 
-    // --- networks and volumes ---------------------------------------------------------------
-
-    fn network_name(&self, key: &str) -> String {
-        format!("{}_{key}", self.project)
-    }
-
-    /// Creates the project network `key` (`<project>_<key>`); an existing one of this project
-    /// is reused.
+    /// Creates project network `key`, or returns the project's existing one.
     pub async fn create_network(&self, key: &str) -> Result<NetworkView, DockerError> {
-        self.key("network", key)?;
-        let name = self.network_name(key);
-        // Older engines accept duplicate network names: look before creating.
-        if let Some(n) = self.list_networks().await?.into_iter().find(|n| n.name == name) {
+        self::key("network", key)?;
+        if let Some((_, n)) = self.list_networks().await?.into_iter().find(|(k, _)| k == key) {
             return Ok(n);
         }
-        let mut labels = self.base_labels();
-        labels.insert(labels::NETWORK.into(), key.into());
-        let view = match self.engine.create_network(&name, labels).await {
+        let name = self.project.resource_name(key);
+        let view = match self.engine.create_network(&name, self.owned_labels(labels::NETWORK, key)).await {
             Ok(id) => self.engine.inspect_network(&id).await?,
             Err(EngineError::Conflict(_)) => self.engine.inspect_network(&name).await?,
             Err(e) => return Err(e.into()),
         };
-        if view.labels.get(labels::PROJECT) != Some(&self.project) {
-            return Err(DockerError::Conflict(format!(
-                "a network named {name} exists but does not belong to project {}; remove it or rename the project",
-                self.project
-            )));
+        if !self.is_ours(&view.labels, labels::NETWORK, key) {
+            return Err(self.foreign("network", &name, &view.labels));
         }
         Ok(view)
     }
 
-    /// The project's networks.
-    pub async fn list_networks(&self) -> Result<Vec<NetworkView>, DockerError> {
-        Ok(self.engine.list_networks(&self.project_label()).await?)
-    }
-
     /// Removes project network `key`.
     pub async fn remove_network(&self, key: &str) -> Result<(), DockerError> {
-        let name = self.network_name(key);
-        let ours: Vec<NetworkView> = self.list_networks().await?.into_iter().filter(|n| n.name == name).collect();
+        let ours: Vec<NetworkView> =
+            self.list_networks().await?.into_iter().filter(|(k, _)| k == key).map(|(_, n)| n).collect();
         if ours.is_empty() {
-            return Err(DockerError::NotFound(format!("no network `{key}` in project {}", self.project)));
+            return Err(DockerError::NotFound(format!(
+                "no network `{}` in project {}",
+                crate::text::escape(key),
+                self.project.name
+            )));
         }
         for n in ours {
             self.engine.remove_network(&n.id).await?;
@@ -297,64 +251,91 @@ impl ScopedDocker {
         Ok(())
     }
 
-    /// Creates project volume `key` (`<project>_<key>`); an existing one of this project is reused.
-    pub async fn create_volume(&self, key: &str) -> Result<VolumeView, DockerError> {
-        self.key("volume", key)?;
-        let name = self.network_name(key);
-        if let Some(v) = self.list_volumes().await?.into_iter().find(|v| v.name == name) {
-            return Ok(v);
-        }
-        let mut labels = self.base_labels();
-        labels.insert(labels::VOLUME.into(), key.into());
-        match self.engine.create_volume(&name, labels.clone()).await {
-            Ok(()) => Ok(VolumeView { name, labels }),
-            Err(EngineError::Conflict(_)) => Err(DockerError::Conflict(format!(
-                "a volume named {name} exists but does not belong to project {}",
-                self.project
-            ))),
-            Err(e) => Err(e.into()),
-        }
+    // --- volumes ----------------------------------------------------------------------------
+
+    /// The project's volumes, with their keys (consistent with their names).
+    pub async fn list_volumes(&self) -> Result<Vec<(String, VolumeView)>, DockerError> {
+        let list = self.engine.list_volumes(&self.project.owner_filter()).await?;
+        Ok(list
+            .into_iter()
+            .filter_map(|v| {
+                let key = v.labels.get(labels::VOLUME)?.clone();
+                (v.name == self.project.resource_name(&key)).then_some((key, v))
+            })
+            .collect())
     }
 
-    /// The project's volumes.
-    pub async fn list_volumes(&self) -> Result<Vec<VolumeView>, DockerError> {
-        Ok(self.engine.list_volumes(&self.project_label()).await?)
+    /// Creates project volume `key`, or returns the project's existing one. Docker answers an
+    /// existing name with the existing volume, whoever made it: the labels decide.
+    pub async fn create_volume(&self, key: &str) -> Result<VolumeView, DockerError> {
+        self::key("volume", key)?;
+        if let Some((_, v)) = self.list_volumes().await?.into_iter().find(|(k, _)| k == key) {
+            return Ok(v);
+        }
+        let name = self.project.resource_name(key);
+        self.engine.create_volume(&name, self.owned_labels(labels::VOLUME, key)).await?;
+        let view = self.engine.inspect_volume(&name).await?;
+        if !self.is_ours(&view.labels, labels::VOLUME, key) {
+            return Err(self.foreign("volume", &name, &view.labels));
+        }
+        Ok(view)
     }
 
     /// Removes project volume `key`.
     pub async fn remove_volume(&self, key: &str) -> Result<(), DockerError> {
-        let name = self.network_name(key);
-        if !self.list_volumes().await?.iter().any(|v| v.name == name) {
-            return Err(DockerError::NotFound(format!("no volume `{key}` in project {}", self.project)));
-        }
-        Ok(self.engine.remove_volume(&name).await?)
+        let Some((_, v)) = self.list_volumes().await?.into_iter().find(|(k, _)| k == key) else {
+            return Err(DockerError::NotFound(format!(
+                "no volume `{}` in project {}",
+                crate::text::escape(key),
+                self.project.name
+            )));
+        };
+        Ok(self.engine.remove_volume(&v.name).await?)
     }
 
     // --- images -----------------------------------------------------------------------------
 
     /// Whether the engine has `image`.
     pub async fn image_present(&self, image: &str) -> Result<bool, DockerError> {
-        check_image(image)?;
+        ImageRef::parse(image).map_err(DockerError::Invalid)?;
         Ok(self.engine.image_exists(image).await?)
     }
 
-    /// Pulls `image`, reporting progress.
+    /// Pulls `image` from an allowed registry, reporting progress.
     pub async fn pull_image(&self, image: &str) -> Result<(), DockerError> {
-        check_image(image)?;
+        let reference = ImageRef::parse(image).map_err(DockerError::Invalid)?;
+        let registry = normalize_registry(&reference.registry);
+        if !self.project.registries.contains(&registry) {
+            let allowed = if self.project.registries.is_empty() {
+                "none".to_string()
+            } else {
+                self.project.registries.join(", ")
+            };
+            let hint = match &self.grants.manifest {
+                Some(m) => format!(
+                    "add `registries = [\"{registry}\"]` to [deployment] in {} if this project really pulls from it",
+                    m.display()
+                ),
+                None => format!(
+                    "name {registry} literally in the compose file, or grant it with `registries` in [deployment]"
+                ),
+            };
+            return Err(DockerError::Denied {
+                reason: format!("pulling {image}: registry {registry} is not allowed (allowed: {allowed})"),
+                hint,
+            });
+        }
         let progress = self.progress.clone();
         let report = move |p: PullProgress| {
             let detail = if p.total > 0 {
                 format!("{:.1}/{:.1} MiB", p.current as f64 / 1048576.0, p.total as f64 / 1048576.0)
             } else {
-                p.status.clone()
+                crate::text::escape(&p.status).into_owned()
             };
             progress.report(&p.image, Phase::Pulling, &detail);
         };
         self.engine.pull_image(image, &report).await.map_err(|e| match e {
-            EngineError::NotFound(m) | EngineError::Failed(m) => {
-                DockerError::ImageUnavailable(format!("image {image} is not present and cannot be pulled: {m}"))
-            }
-            EngineError::ImageUnavailable(m) => {
+            EngineError::NotFound(m) | EngineError::Failed(m) | EngineError::ImageUnavailable(m) => {
                 DockerError::ImageUnavailable(format!("image {image} is not present and cannot be pulled: {m}"))
             }
             other => other.into(),
@@ -363,218 +344,52 @@ impl ScopedDocker {
 
     // --- containers -------------------------------------------------------------------------
 
-    fn container_name(&self, r: &ContainerRequest) -> String {
-        r.container_name.clone().unwrap_or_else(|| format!("{}-{}-{}", self.project, r.service, r.number))
+    /// Checks a spec against the grants and plans its creation.
+    pub fn plan_container(&self, spec: &ContainerSpec) -> Result<Plan, DockerError> {
+        Planner { project: &self.project, grants: &self.grants, binds: &self.binds }.plan(spec)
     }
 
-    /// Checks a request against the grants and turns it into an engine request.
-    pub fn plan_container(&self, r: &ContainerRequest) -> Result<ContainerCreate, DockerError> {
-        self.key("service", &r.service)?;
-        let name = self.container_name(r);
-        self.key("container name", &name)?;
-        check_image(&r.image)?;
-
-        if r.privileged && !self.grants.privileged {
-            return Err(
-                self.deny(format!("service {}: privileged containers are not granted", r.service), "privileged = true")
-            );
-        }
-        let host_mode = |mode: &Option<String>| mode.as_deref() == Some("host");
-        if host_mode(&r.network_mode) && !self.grants.host_network {
-            return Err(
-                self.deny(format!("service {}: network_mode host is not granted", r.service), "host-network = true")
-            );
-        }
-        if let Some(mode) = r.network_mode.as_deref()
-            && !matches!(mode, "host" | "none" | "bridge")
-        {
-            return Err(self.deny(
-                format!("service {}: network_mode `{mode}` would join a namespace outside the project", r.service),
-                "host-network = true",
-            ));
-        }
-        if host_mode(&r.pid_mode) && !self.grants.host_pid {
-            return Err(self.deny(format!("service {}: pid host is not granted", r.service), "host-pid = true"));
-        }
-        if host_mode(&r.ipc_mode) && !self.grants.host_ipc {
-            return Err(self.deny(format!("service {}: ipc host is not granted", r.service), "host-ipc = true"));
-        }
-        for (mode, what) in [(&r.pid_mode, "pid"), (&r.ipc_mode, "ipc")] {
-            if let Some(m) = mode.as_deref()
-                && !matches!(m, "host" | "private" | "shareable" | "")
-            {
-                return Err(
-                    self.deny(format!("service {}: {what} mode `{m}` is not allowed", r.service), "host-pid = true")
-                );
-            }
-        }
-        let caps: Vec<&String> = r.cap_add.iter().filter(|c| !self.grants.cap_add.contains(c)).collect();
-        if !caps.is_empty() {
-            let list = caps.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ");
-            return Err(self.deny(
-                format!("service {}: added capabilities {list} are not granted", r.service),
-                &format!("cap-add = [{list}]"),
-            ));
-        }
-        let devices: Vec<&String> = r.devices.iter().filter(|d| !self.grants.devices.contains(d)).collect();
-        if !devices.is_empty() {
-            let list = devices.iter().map(|d| format!("\"{d}\"")).collect::<Vec<_>>().join(", ");
-            return Err(self.deny(
-                format!("service {}: devices {list} are not granted", r.service),
-                &format!("devices = [{list}]"),
-            ));
-        }
-        for (k, _) in &r.labels {
-            if k.starts_with("com.docker.compose.") {
-                return Err(DockerError::Failed(format!(
-                    "service {}: label `{k}` is reserved for the host",
-                    r.service
-                )));
-            }
-        }
-
-        let mut mounts = Vec::new();
-        for m in &r.mounts {
-            mounts.push(match m {
-                MountRequest::Bind { source, target, read_only } => {
-                    let source = self.check_bind(&r.service, source)?;
-                    MountSpec::Bind { source, target: target.clone(), read_only: *read_only }
+    /// Creates a container once every network and volume it uses exists and is the project's.
+    pub async fn create_container(&self, spec: &ContainerSpec) -> Result<ProjectContainer, DockerError> {
+        let plan = self.plan_container(spec)?;
+        let service = &spec.service;
+        if !plan.networks.is_empty() {
+            let networks = self.list_networks().await?;
+            for (key, _) in &plan.networks {
+                if !networks.iter().any(|(k, _)| k == key) {
+                    return Err(DockerError::NotFound(format!(
+                        "service {service}: network `{key}` does not exist in project {}; create it first",
+                        self.project.name
+                    )));
                 }
-                MountRequest::Volume { key, target, read_only } => {
-                    if !key.is_empty() {
-                        self.key("volume", key)?;
-                    }
-                    let source = if key.is_empty() { String::new() } else { self.network_name(key) };
-                    MountSpec::Volume { source, target: target.clone(), read_only: *read_only }
+            }
+        }
+        if !plan.volumes.is_empty() {
+            let volumes = self.list_volumes().await?;
+            for key in &plan.volumes {
+                if !volumes.iter().any(|(k, _)| k == key) {
+                    return Err(DockerError::NotFound(format!(
+                        "service {service}: volume `{key}` does not exist in project {}; create it first",
+                        self.project.name
+                    )));
                 }
-                MountRequest::Tmpfs { target } => MountSpec::Tmpfs { target: target.clone() },
-            });
-        }
-
-        let mut labels: BTreeMap<String, String> = r.labels.iter().cloned().collect();
-        labels.extend(self.base_labels());
-        labels.insert(labels::SERVICE.into(), r.service.clone());
-        labels.insert(labels::NUMBER.into(), r.number.to_string());
-        labels.insert(labels::ONEOFF.into(), "False".into());
-        labels.insert(labels::CONFIG_HASH.into(), r.config_hash.clone());
-        labels.insert(labels::WORKING_DIR.into(), self.project_dir.display().to_string());
-        labels.insert(
-            labels::CONFIG_FILES.into(),
-            self.config_files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(","),
-        );
-        labels.insert(labels::DEPENDS_ON.into(), r.depends_on.join(","));
-        labels.insert(labels::IMAGE.into(), r.image.clone());
-
-        let mut networks = Vec::new();
-        if r.network_mode.is_none() {
-            for (key, aliases) in &r.networks {
-                self.key("network", key)?;
-                networks.push((self.network_name(key), aliases.clone()));
             }
         }
-        let mut ports: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-        for p in &r.ports {
-            let proto = if p.protocol.is_empty() { "tcp" } else { p.protocol.as_str() };
-            ports
-                .entry(format!("{}/{proto}", p.container_port))
-                .or_default()
-                .push((p.host_ip.clone(), p.host_port.map(|h| h.to_string()).unwrap_or_default()));
-        }
-        Ok(ContainerCreate {
-            name,
-            image: r.image.clone(),
-            cmd: r.command.clone(),
-            entrypoint: r.entrypoint.clone(),
-            env: r.environment.iter().map(|(k, v)| format!("{k}={v}")).collect(),
-            labels,
-            ports,
-            mounts,
-            networks,
-            network_mode: r.network_mode.clone(),
-            healthcheck: r.healthcheck.clone(),
-            restart: r.restart.clone(),
-            hostname: r.hostname.clone(),
-            user: r.user.clone(),
-            working_dir: r.working_dir.clone(),
-            stop_timeout_s: r.stop_grace_period_s,
-            stop_signal: r.stop_signal.clone(),
-            ulimits: r.ulimits.clone(),
-            extra_hosts: r.extra_hosts.clone(),
-            privileged: r.privileged,
-            cap_add: r.cap_add.clone(),
-            devices: r.devices.clone(),
-            pid_mode: r.pid_mode.clone(),
-            ipc_mode: r.ipc_mode.clone(),
-        })
-    }
-
-    /// A bind source must exist (Docker would create a missing one as an empty directory), lie
-    /// inside the project folder or a granted host path, and not be the Docker socket.
-    fn check_bind(&self, service: &str, source: &str) -> Result<String, DockerError> {
-        let path = Path::new(source);
-        let path = if path.is_absolute() { path.to_path_buf() } else { self.project_dir.join(path) };
-        let real = path.canonicalize().map_err(|_| {
-            DockerError::NotFound(format!(
-                "service {service}: bind source {} does not exist (Docker would create an empty directory there)",
-                path.display()
-            ))
-        })?;
-        let is_socket = {
-            use std::os::unix::fs::FileTypeExt;
-            std::fs::metadata(&real).map(|m| m.file_type().is_socket()).unwrap_or(false)
-        };
-        let docker_socket = real.ends_with("docker.sock") || (is_socket && real.to_string_lossy().contains("docker"));
-        if docker_socket && !self.grants.docker_socket {
-            return Err(self.deny(
-                format!(
-                    "service {service}: mounting the Docker socket ({}) would hand the container the whole engine",
-                    real.display()
-                ),
-                "docker-socket = true",
-            ));
-        }
-        let inside = real.starts_with(&self.project_dir)
-            || self.grants.host_paths.iter().any(|p| p.canonicalize().is_ok_and(|p| real.starts_with(p)));
-        if !inside && !docker_socket {
-            return Err(self.deny(
-                format!(
-                    "service {service}: bind mount of {} is outside the project folder {}",
-                    real.display(),
-                    self.project_dir.display()
-                ),
-                &format!("host-paths = [\"{}\"]", real.display()),
-            ));
-        }
-        Ok(real.display().to_string())
-    }
-
-    /// Creates a container (and attaches its extra networks).
-    pub async fn create_container(&self, r: &ContainerRequest) -> Result<ProjectContainer, DockerError> {
-        let spec = self.plan_container(r)?;
-        for (network, _) in &spec.networks {
-            if !self.list_networks().await?.iter().any(|n| &n.name == network) {
-                return Err(DockerError::NotFound(format!(
-                    "service {}: network {network} does not exist; create it first",
-                    r.service
-                )));
-            }
-        }
-        let name = spec.name.clone();
-        let extra: Vec<(String, Vec<String>)> = spec.networks.iter().skip(1).cloned().collect();
-        self.engine.create_container(spec).await.map_err(|e| match e {
+        let name = plan.name.clone();
+        self.engine.create_container(&name, plan.body).await.map_err(|e| match e {
             EngineError::Conflict(m) => DockerError::Conflict(format!("container {name} already exists: {m}")),
-            EngineError::NotFound(m) => DockerError::ImageUnavailable(format!("service {}: {m}", r.service)),
+            EngineError::NotFound(m) => DockerError::ImageUnavailable(format!("service {service}: {m}")),
             other => other.into(),
         })?;
-        for (network, aliases) in extra {
-            self.engine.connect_network(&network, &name, aliases).await?;
+        for (key, aliases) in plan.networks.into_iter().skip(1) {
+            self.engine.connect_network(&self.project.resource_name(&key), &name, aliases).await?;
         }
         self.inspect_container(&name).await
     }
 
     /// The project's containers (stopped ones included, one-off ones not).
     pub async fn list_containers(&self) -> Result<Vec<ProjectContainer>, DockerError> {
-        let list = self.engine.list_containers(&self.project_label()).await?;
+        let list = self.engine.list_containers(&self.project.owner_filter()).await?;
         Ok(list
             .into_iter()
             .filter(|c| c.labels.get(labels::ONEOFF).is_none_or(|v| v == "False"))
@@ -584,11 +399,13 @@ impl ScopedDocker {
 
     /// The project container called `name`, or not-found: other containers do not exist here.
     async fn find(&self, name: &str) -> Result<ProjectContainer, DockerError> {
-        self.list_containers()
-            .await?
-            .into_iter()
-            .find(|c| c.view.name == name)
-            .ok_or_else(|| DockerError::NotFound(format!("no container `{name}` in project {}", self.project)))
+        self.list_containers().await?.into_iter().find(|c| c.view.name == name).ok_or_else(|| {
+            DockerError::NotFound(format!(
+                "no container `{}` in project {}",
+                crate::text::escape(name),
+                self.project.name
+            ))
+        })
     }
 
     /// Inspects a project container.
@@ -631,67 +448,37 @@ impl ScopedDocker {
         names: &[String],
         tail: Option<u32>,
         follow: bool,
-    ) -> Result<mpsc::Receiver<LogLine>, DockerError> {
-        let mut targets = Vec::new();
+    ) -> Result<LogStream, DockerError> {
+        let containers = self.list_containers().await?;
+        let mut sources: Vec<LogSource> = Vec::new();
         for n in names {
-            targets.push(self.find(n).await?);
-        }
-        let (tx, rx) = mpsc::channel(1024);
-        for c in targets {
-            let mut stream = self.engine.logs(&c.view.id, tail, follow);
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let mut partial: [String; 2] = [String::new(), String::new()];
-                while let Some(Ok(chunk)) = stream.next().await {
-                    let buf = &mut partial[usize::from(chunk.stderr)];
-                    buf.push_str(&chunk.text);
-                    while let Some(pos) = buf.find('\n') {
-                        let line: String = buf.drain(..=pos).collect();
-                        let line = LogLine {
-                            service: c.service.clone(),
-                            container: c.view.name.clone(),
-                            stderr: chunk.stderr,
-                            line: line.trim_end_matches(['\n', '\r']).to_string(),
-                        };
-                        if tx.send(line).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-                for (i, rest) in partial.iter().enumerate() {
-                    if !rest.is_empty() {
-                        let line = LogLine {
-                            service: c.service.clone(),
-                            container: c.view.name.clone(),
-                            stderr: i == 1,
-                            line: rest.clone(),
-                        };
-                        let _ = tx.send(line).await;
-                    }
-                }
+            let c = containers.iter().find(|c| c.view.name == *n).ok_or_else(|| {
+                DockerError::NotFound(format!(
+                    "no container `{}` in project {}",
+                    crate::text::escape(n),
+                    self.project.name
+                ))
+            })?;
+            if sources.iter().any(|s| s.container == c.view.name) {
+                continue;
+            }
+            sources.push(LogSource {
+                service: c.service.clone(),
+                container: c.view.name.clone(),
+                chunks: self.engine.logs(&c.view.id, tail, follow),
             });
         }
-        Ok(rx)
+        Ok(streams::log_stream(sources))
     }
 
     /// Subscribes to state and health changes of the project's containers.
-    pub fn subscribe_events(&self) -> mpsc::Receiver<Result<ProjectEvent, DockerError>> {
-        let (tx, rx) = mpsc::channel(1024);
-        let mut stream = self.engine.events(&self.project_label());
-        tokio::spawn(async move {
-            while let Some(item) = stream.next().await {
-                let item = item.map_err(DockerError::from).map(|e| ProjectEvent {
-                    service: e.labels.get(labels::SERVICE).cloned().unwrap_or_default(),
-                    container: e.container,
-                    action: e.action,
-                });
-                let stop = item.is_err();
-                if tx.send(item).await.is_err() || stop {
-                    return;
-                }
-            }
-        });
-        rx
+    pub fn subscribe_events(&self) -> EventStream {
+        let events = self.engine.events(&self.project.owner_filter());
+        streams::event_stream(events, |e| ProjectEvent {
+            service: e.labels.get(labels::SERVICE).cloned().unwrap_or_default(),
+            container: e.container,
+            action: e.action,
+        })
     }
 }
 
@@ -704,16 +491,4 @@ fn project_container(view: ContainerView) -> ProjectContainer {
         depends_on: label(labels::DEPENDS_ON).split(',').filter(|s| !s.is_empty()).map(String::from).collect(),
         view,
     }
-}
-
-/// An image reference: no whitespace or control characters, no leading `-` (an option).
-fn check_image(image: &str) -> Result<(), DockerError> {
-    if image.is_empty()
-        || image.starts_with('-')
-        || image.chars().any(|c| c.is_whitespace() || c.is_control())
-        || image.len() > 512
-    {
-        return Err(DockerError::Failed(format!("`{image}` is not an image reference")));
-    }
-    Ok(())
 }

@@ -1,0 +1,143 @@
+//! What a subject's manifest grants its deployment driver beyond the project's own resources,
+//! and how a refusal names the one grant that would allow it.
+//!
+//! Every grant is as narrow as the request it answers: a hint names the exact path, capability,
+//! label, ulimit or address that was refused, never a folder above it or a wildcard.
+
+use std::path::{Path, PathBuf};
+
+/// Grants of `[deployment.docker]`, with paths resolved against the subject folder.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DockerGrants {
+    pub privileged: bool,
+    pub host_network: bool,
+    pub host_pid: bool,
+    pub host_ipc: bool,
+    /// The Docker socket, or any bind that is, contains or lies inside its folder.
+    pub docker_socket: bool,
+    /// Capability names, upper case without `CAP_`.
+    pub cap_add: Vec<String>,
+    /// Host device paths.
+    pub devices: Vec<String>,
+    /// Host paths binds may use read-only, besides the subject folder.
+    pub host_paths: Vec<PathBuf>,
+    /// Host paths binds may use read-write (each bound whole: nothing inside one can be bound).
+    pub writable_paths: Vec<PathBuf>,
+    /// Host addresses ports may be published on besides loopback (`0.0.0.0`: every interface).
+    pub publish_addresses: Vec<String>,
+    /// Host ports below 1024.
+    pub low_ports: bool,
+    /// Ulimit names (`nofile`).
+    pub ulimits: Vec<String>,
+    /// `extra_hosts` entries.
+    pub extra_hosts: bool,
+    /// Restart policies that outlive the operator (`always`, `unless-stopped`).
+    pub restart_always: bool,
+    /// Namespaced label keys, exactly, or prefixes ending in `.`.
+    pub labels: Vec<String>,
+    /// Where to say a grant goes (`subjects/x/operator.toml`), if there is a manifest.
+    pub manifest: Option<PathBuf>,
+}
+
+/// Why a set of grants cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{manifest}: [deployment.docker] {message}")]
+pub struct GrantError {
+    pub manifest: String,
+    pub message: String,
+}
+
+impl DockerGrants {
+    /// The hint that names `grant` as the line to add.
+    pub fn hint(&self, grant: &str) -> String {
+        match &self.manifest {
+            Some(path) => {
+                format!("add `{grant}` to [deployment.docker] in {} if this project really needs it", path.display())
+            }
+            None => format!("this needs the grant `{grant}` in the subject's [deployment.docker] manifest section"),
+        }
+    }
+
+    /// True when `key` (a namespaced label) is granted exactly or by a `prefix.` entry.
+    pub fn label_granted(&self, key: &str) -> bool {
+        self.labels.iter().any(|g| g == key || (g.ends_with('.') && key.starts_with(g.as_str())))
+    }
+
+    /// Checks the path grants against the subject folder: no writable path may be, contain or
+    /// sit inside another writable path, or be or contain the subject folder (a container could
+    /// then rewrite the manifest, the compose file or `.env`). Paths are made canonical.
+    pub fn validate(mut self, subject_dir: &Path) -> Result<Self, GrantError> {
+        let manifest = self.manifest.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "grants".into());
+        let err = |message: String| GrantError { manifest: manifest.clone(), message };
+        let subject = subject_dir
+            .canonicalize()
+            .map_err(|e| err(format!("the subject folder {} cannot be read: {e}", subject_dir.display())))?;
+        let canonical = |what: &str, p: &Path| {
+            p.canonicalize().map_err(|e| err(format!("{what} `{}` cannot be used: {e}", p.display())))
+        };
+        let mut writable = Vec::new();
+        for p in &self.writable_paths {
+            let real = canonical("writable path", p)?;
+            if subject.starts_with(&real) {
+                return Err(err(format!(
+                    "writable path `{}` is or contains the subject folder {}: containers could rewrite its grants; \
+                     keep writable data in named volumes or a folder apart from the manifest",
+                    p.display(),
+                    subject.display()
+                )));
+            }
+            if let Some(other) = writable.iter().find(|w: &&PathBuf| w.starts_with(&real) || real.starts_with(w)) {
+                return Err(err(format!(
+                    "writable paths `{}` and `{}` overlap: one lies inside the other",
+                    real.display(),
+                    other.display()
+                )));
+            }
+            writable.push(real);
+        }
+        self.writable_paths = writable;
+        // A read-only host path that is gone is a plain refusal later, not an error here.
+        self.host_paths = self.host_paths.iter().map(|p| p.canonicalize().unwrap_or_else(|_| p.clone())).collect();
+        self.cap_add = self.cap_add.iter().map(|c| normalize_capability(c)).collect();
+        Ok(self)
+    }
+}
+
+/// `cap_net_admin` and `CAP_NET_ADMIN` are `NET_ADMIN`.
+pub fn normalize_capability(name: &str) -> String {
+    let upper = name.trim().to_ascii_uppercase();
+    upper.strip_prefix("CAP_").map(String::from).unwrap_or(upper)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writable_paths_never_cover_the_subject_folder_or_each_other() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let subject = root.path().join("subject");
+        std::fs::create_dir_all(subject.join("data/inner")).expect("mkdir");
+        std::fs::create_dir_all(root.path().join("elsewhere")).expect("mkdir");
+        let grants = |paths: &[PathBuf]| DockerGrants { writable_paths: paths.to_vec(), ..DockerGrants::default() };
+
+        let e = grants(std::slice::from_ref(&subject)).validate(&subject).expect_err("the subject folder");
+        assert!(e.message.contains("is or contains the subject folder"), "{e}");
+        let e = grants(&[root.path().to_path_buf()]).validate(&subject).expect_err("a parent");
+        assert!(e.message.contains("is or contains the subject folder"), "{e}");
+        let e = grants(&[subject.join("data"), subject.join("data/inner")]).validate(&subject).expect_err("nested");
+        assert!(e.message.contains("overlap"), "{e}");
+
+        let ok = grants(&[subject.join("data"), root.path().join("elsewhere")]).validate(&subject).expect("apart");
+        assert_eq!(ok.writable_paths.len(), 2);
+    }
+
+    #[test]
+    fn namespaced_labels_are_granted_exactly_or_by_prefix() {
+        let g = DockerGrants { labels: vec!["traefik.enable".into(), "org.example.".into()], ..Default::default() };
+        assert!(g.label_granted("traefik.enable"));
+        assert!(!g.label_granted("traefik.http.routers.x.rule"));
+        assert!(g.label_granted("org.example.team"));
+        assert!(!g.label_granted("org.examples"));
+    }
+}

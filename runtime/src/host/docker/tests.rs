@@ -1,0 +1,451 @@
+//! The scoped capability against the in-memory engine: each planning step, project ownership,
+//! names checked against labels, and streams that end with their owner.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bollard::models::{MountBindOptionsPropagationEnum, MountType, RestartPolicyNameEnum};
+
+use super::binds::{BindRules, EngineLocation};
+use super::engine::{DockerEngine, LogChunk};
+use super::error::DockerError;
+use super::grants::DockerGrants;
+use super::memory::MemoryEngine;
+use super::plan::Planner;
+use super::scope::{Project, ScopedDocker, labels};
+use crate::bindings::docker as wit;
+use crate::host::progress::ProgressHandle;
+
+/// A project folder with a config file, a data folder and a fake Docker socket folder.
+struct Case {
+    _root: tempfile::TempDir,
+    root: PathBuf,
+    project: Project,
+}
+
+fn case() -> Case {
+    let root = tempfile::tempdir().expect("tempdir");
+    let r = root.path().canonicalize().expect("canonical");
+    std::fs::create_dir_all(r.join("proj/conf")).expect("mkdir");
+    std::fs::create_dir_all(r.join("data/d")).expect("mkdir");
+    std::fs::create_dir_all(r.join("run")).expect("mkdir");
+    let project = Project {
+        name: "p".into(),
+        dir: r.join("proj"),
+        config_files: vec![r.join("proj/compose.yaml")],
+        registries: vec!["docker.io".into()],
+    };
+    Case { _root: root, root: r, project }
+}
+
+impl Case {
+    fn binds(&self) -> BindRules {
+        BindRules {
+            project_dir: self.project.dir.clone(),
+            engine: EngineLocation::Local { socket: self.root.join("run/docker.sock") },
+        }
+    }
+
+    fn plan(&self, grants: &DockerGrants, spec: &wit::ContainerSpec) -> Result<super::plan::Plan, DockerError> {
+        Planner { project: &self.project, grants, binds: &self.binds() }.plan(spec)
+    }
+
+    fn engine(&self) -> MemoryEngine {
+        MemoryEngine::new(&self.root.join("run/docker.sock"))
+    }
+
+    fn scoped(&self, engine: &MemoryEngine, project: &str, grants: DockerGrants) -> ScopedDocker {
+        let p = Project { name: project.into(), ..self.project.clone() };
+        ScopedDocker::new(Arc::new(engine.clone()), p, grants, ProgressHandle::default())
+    }
+}
+
+fn spec(service: &str) -> wit::ContainerSpec {
+    wit::ContainerSpec {
+        service: service.into(),
+        number: 1,
+        container_name: None,
+        image: "operator/etcd:3.4.23-debian".into(),
+        command: Some(vec!["etcd".into()]),
+        entrypoint: None,
+        environment: vec![("A".into(), "1".into())],
+        labels: vec![],
+        ports: vec![],
+        mounts: vec![],
+        network: wit::NetworkMode::Networks(vec![wit::NetworkAttachment {
+            network: "default".into(),
+            aliases: vec![service.into()],
+        }]),
+        healthcheck: None,
+        restart: wit::RestartPolicy::No,
+        hostname: None,
+        user: None,
+        working_dir: None,
+        config_hash: "abc".into(),
+        depends_on: vec![],
+        stop_grace_period_ms: None,
+        stop_signal: None,
+        ulimits: vec![],
+        extra_hosts: vec![],
+        privileged: false,
+        cap_add: vec![],
+        devices: vec![],
+        pid_host: false,
+        ipc: None,
+    }
+}
+
+fn denied<T: std::fmt::Debug>(r: Result<T, DockerError>) -> (String, String) {
+    match r {
+        Err(DockerError::Denied { reason, hint }) => (reason, hint),
+        other => panic!("expected a denial, got {other:?}"),
+    }
+}
+
+fn invalid<T: std::fmt::Debug>(r: Result<T, DockerError>) -> String {
+    match r {
+        Err(DockerError::Invalid(m)) => m,
+        other => panic!("expected invalid, got {other:?}"),
+    }
+}
+
+fn bind(source: &str, read_only: bool) -> wit::Mount {
+    wit::Mount::Bind(wit::BindMount { source: source.into(), target: "/mnt".into(), read_only })
+}
+
+fn port(host_ip: Option<&str>, host_port: Option<u16>) -> wit::PortBinding {
+    wit::PortBinding {
+        container_port: 2379,
+        protocol: wit::Protocol::Tcp,
+        host_ip: host_ip.map(String::from),
+        host_port,
+    }
+}
+
+#[test]
+fn a_spec_becomes_a_typed_body_with_the_hosts_labels() {
+    let c = case();
+    let s = wit::ContainerSpec {
+        mounts: vec![
+            bind("conf", true),
+            wit::Mount::Volume(wit::VolumeMount { key: Some("data".into()), target: "/data".into(), read_only: false }),
+            wit::Mount::Tmpfs(wit::TmpfsMount { target: "/tmp".into(), size_bytes: Some(1 << 20) }),
+        ],
+        ports: vec![port(None, Some(2379))],
+        restart: wit::RestartPolicy::OnFailure(Some(3)),
+        healthcheck: Some(wit::Healthcheck {
+            test: vec!["CMD".into(), "true".into()],
+            interval_ms: 2000,
+            timeout_ms: 1,
+            retries: 3,
+            start_period_ms: 0,
+            start_interval_ms: 0,
+        }),
+        ..spec("etcd1")
+    };
+    let plan = c.plan(&DockerGrants::default(), &s).expect("planned");
+    assert_eq!(plan.name, "p-etcd1-1");
+    assert_eq!(plan.volumes, vec!["data".to_string()]);
+    let host = plan.body.host_config.clone().expect("host config");
+    assert_eq!(host.binds, None, "no `source:target` strings for the engine to parse");
+    let mounts = host.mounts.expect("mounts");
+    assert_eq!(mounts[0].typ, Some(MountType::BIND));
+    assert_eq!(mounts[0].source.as_deref(), Some(c.project.dir.join("conf").to_str().expect("utf-8")));
+    assert_eq!(mounts[0].read_only, Some(true));
+    let options = mounts[0].bind_options.clone().expect("bind options");
+    assert_eq!(options.propagation, Some(MountBindOptionsPropagationEnum::RPRIVATE));
+    assert_eq!(options.create_mountpoint, Some(false));
+    assert_eq!(mounts[1].source.as_deref(), Some("p_data"));
+    assert_eq!(mounts[2].tmpfs_options.clone().and_then(|t| t.size_bytes), Some(1 << 20));
+    // Loopback unless granted more.
+    let bindings = host.port_bindings.expect("ports")["2379/tcp"].clone().expect("bindings");
+    assert_eq!(bindings[0].host_ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(bindings[0].host_port.as_deref(), Some("2379"));
+    let restart = host.restart_policy.expect("restart");
+    assert_eq!((restart.name, restart.maximum_retry_count), (Some(RestartPolicyNameEnum::ON_FAILURE), Some(3)));
+    assert_eq!(host.network_mode.as_deref(), Some("p_default"));
+    assert_eq!(plan.body.healthcheck.and_then(|h| h.interval), Some(2_000_000_000));
+    let labels = plan.body.labels.expect("labels");
+    assert_eq!(labels[labels::PROJECT], "p");
+    assert_eq!(labels[labels::OWNER], "p");
+    assert_eq!(labels[labels::SERVICE], "etcd1");
+    assert_eq!(plan.body.env, Some(vec!["A=1".to_string()]));
+}
+
+#[test]
+fn privileges_each_need_their_grant_and_the_hint_names_it_exactly() {
+    let c = case();
+    let none = DockerGrants::default();
+    let cases: Vec<(wit::ContainerSpec, &str)> = vec![
+        (wit::ContainerSpec { privileged: true, ..spec("a") }, "`privileged = true`"),
+        (wit::ContainerSpec { pid_host: true, ..spec("a") }, "`host-pid = true`"),
+        (wit::ContainerSpec { ipc: Some(wit::IpcMode::Host), ..spec("a") }, "`host-ipc = true`"),
+        (wit::ContainerSpec { network: wit::NetworkMode::Host, ..spec("a") }, "`host-network = true`"),
+        (wit::ContainerSpec { cap_add: vec!["cap_net_admin".into()], ..spec("a") }, "`cap-add = [\"NET_ADMIN\"]`"),
+        (
+            wit::ContainerSpec {
+                devices: vec![wit::Device {
+                    host_path: "/dev/fuse".into(),
+                    container_path: "/dev/fuse".into(),
+                    permissions: "rw".into(),
+                }],
+                ..spec("a")
+            },
+            "`devices = [\"/dev/fuse\"]`",
+        ),
+        (
+            wit::ContainerSpec { ports: vec![port(Some("0.0.0.0"), None)], ..spec("a") },
+            "`publish-addresses = [\"0.0.0.0\"]`",
+        ),
+        (
+            wit::ContainerSpec { ports: vec![port(Some("10.1.2.3"), Some(8080))], ..spec("a") },
+            "`publish-addresses = [\"10.1.2.3\"]`",
+        ),
+        (wit::ContainerSpec { ports: vec![port(None, Some(80))], ..spec("a") }, "`low-ports = true`"),
+        (wit::ContainerSpec { restart: wit::RestartPolicy::Always, ..spec("a") }, "`restart-always = true`"),
+        (wit::ContainerSpec { restart: wit::RestartPolicy::UnlessStopped, ..spec("a") }, "`restart-always = true`"),
+        (
+            wit::ContainerSpec {
+                ulimits: vec![wit::Ulimit { name: "nofile".into(), soft: 1024, hard: 2048 }],
+                ..spec("a")
+            },
+            "`ulimits = [\"nofile\"]`",
+        ),
+        (
+            wit::ContainerSpec { extra_hosts: vec![("db".into(), "10.0.0.1".into())], ..spec("a") },
+            "`extra-hosts = true`",
+        ),
+        (
+            wit::ContainerSpec { labels: vec![("traefik.enable".into(), "true".into())], ..spec("a") },
+            "`labels = [\"traefik.enable\"]`",
+        ),
+    ];
+    for (s, grant) in &cases {
+        let (_, hint) = denied(c.plan(&none, s));
+        assert!(hint.contains(grant), "{grant}: {hint}");
+    }
+    let all = DockerGrants {
+        privileged: true,
+        host_network: true,
+        host_pid: true,
+        host_ipc: true,
+        cap_add: vec!["NET_ADMIN".into()],
+        devices: vec!["/dev/fuse".into()],
+        publish_addresses: vec!["0.0.0.0".into(), "10.1.2.3".into()],
+        low_ports: true,
+        ulimits: vec!["nofile".into()],
+        extra_hosts: true,
+        restart_always: true,
+        labels: vec!["traefik.".into()],
+        ..DockerGrants::default()
+    };
+    for (s, grant) in &cases {
+        assert!(c.plan(&all, s).is_ok(), "granted {grant} and still refused");
+    }
+    // Every interface, when granted, is compose's empty address; loopback needs no grant.
+    let p = c.plan(&all, &wit::ContainerSpec { ports: vec![port(None, None)], ..spec("a") }).expect("ok");
+    let host = p.body.host_config.expect("host");
+    assert_eq!(host.port_bindings.expect("ports")["2379/tcp"].clone().expect("b")[0].host_ip.as_deref(), Some(""));
+    assert!(c.plan(&none, &wit::ContainerSpec { ports: vec![port(Some("::1"), Some(8080))], ..spec("a") }).is_ok());
+}
+
+#[test]
+fn labels_of_docker_and_of_the_host_cannot_be_set() {
+    let c = case();
+    let g = DockerGrants { labels: vec!["com.docker.".into(), "dev.operator.".into()], ..Default::default() };
+    for key in ["com.docker.compose.project", "dev.operator.project", "io.docker.x"] {
+        let m = invalid(c.plan(&g, &wit::ContainerSpec { labels: vec![(key.into(), "x".into())], ..spec("a") }));
+        assert!(m.contains("is reserved for the host"), "{key}: {m}");
+    }
+    assert!(c.plan(&g, &wit::ContainerSpec { labels: vec![("tier".into(), "db".into())], ..spec("a") }).is_ok());
+}
+
+#[test]
+fn mount_targets_are_clean_absolute_paths() {
+    let c = case();
+    let g = DockerGrants::default();
+    for target in ["relative", "/", "/a/../b", "/a//b", "/mnt:/host", "/a,b", "/a/./b", "/x\n"] {
+        let s = wit::ContainerSpec {
+            mounts: vec![wit::Mount::Tmpfs(wit::TmpfsMount { target: target.into(), size_bytes: None })],
+            ..spec("a")
+        };
+        let m = invalid(c.plan(&g, &s));
+        assert!(m.contains("mount target"), "{target:?}: {m}");
+    }
+    let twice = wit::ContainerSpec { mounts: vec![bind("conf", true), bind(".", true)], ..spec("a") };
+    assert!(invalid(c.plan(&g, &twice)).contains("two mounts at /mnt"));
+}
+
+#[test]
+fn a_container_always_joins_a_project_network_or_none() {
+    let c = case();
+    let g = DockerGrants::default();
+    let m = invalid(c.plan(&g, &wit::ContainerSpec { network: wit::NetworkMode::Networks(vec![]), ..spec("a") }));
+    assert!(m.contains("at least one project network"), "{m}");
+    let p = c.plan(&g, &wit::ContainerSpec { network: wit::NetworkMode::NoNetwork, ..spec("a") }).expect("none");
+    assert_eq!(p.body.host_config.and_then(|h| h.network_mode).as_deref(), Some("none"));
+}
+
+#[test]
+fn binds_follow_the_bind_rules() {
+    let c = case();
+    let g = DockerGrants { writable_paths: vec![c.root.join("data")], ..Default::default() };
+    let (reason, _) = denied(c.plan(&g, &wit::ContainerSpec { mounts: vec![bind(".", false)], ..spec("a") }));
+    assert!(reason.contains("never bound read-write"), "{reason}");
+    let data = c.root.join("data");
+    assert!(
+        c.plan(&g, &wit::ContainerSpec { mounts: vec![bind(data.to_str().expect("utf-8"), false)], ..spec("a") })
+            .is_ok()
+    );
+    let inside = data.join("d");
+    let (reason, _) = denied(
+        c.plan(&g, &wit::ContainerSpec { mounts: vec![bind(inside.to_str().expect("utf-8"), true)], ..spec("a") }),
+    );
+    assert!(reason.contains("which containers of this project can write"), "{reason}");
+}
+
+fn block<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
+}
+
+#[test]
+fn a_project_holding_resources_operator_did_not_create_is_refused() {
+    let c = case();
+    let engine = c.engine();
+    let docker = c.scoped(&engine, "someone-else", DockerGrants::default());
+    block(async {
+        assert!(docker.check_ownership().await.is_ok(), "an empty project is ours to create");
+        // `docker compose -p someone-else up` made this: compose's labels, not ours.
+        let labels = [(labels::PROJECT.to_string(), "someone-else".to_string())];
+        engine.create_network("someone-else_default", labels.into_iter().collect()).await.expect("network");
+        let e = docker.check_ownership().await.expect_err("not ours");
+        assert!(
+            matches!(&e, DockerError::Conflict(m) if m.contains("holds resources operator did not create (network someone-else_default)")),
+            "{e:?}"
+        );
+        assert!(docker.list_networks().await.expect("list").is_empty(), "a foreign network is invisible");
+        assert!(matches!(docker.remove_network("default").await, Err(DockerError::NotFound(_))));
+    });
+}
+
+#[test]
+fn volumes_belong_to_a_project_by_label_not_by_name() {
+    let c = case();
+    let engine = c.engine();
+    let other = c.scoped(&engine, "p_b", DockerGrants::default());
+    let docker = c.scoped(&engine, "p", DockerGrants::default());
+    block(async {
+        // `p_b` + `data` and `p` + `b_data` are both named `p_b_data`.
+        other.create_volume("data").await.expect("p_b's volume");
+        let e = docker.create_volume("b_data").await.expect_err("the name is taken by p_b");
+        assert!(matches!(&e, DockerError::Conflict(m) if m.contains("it belongs to project p_b")), "{e:?}");
+        assert!(docker.list_volumes().await.expect("list").is_empty());
+        assert!(matches!(docker.remove_volume("b_data").await, Err(DockerError::NotFound(_))));
+        // A volume Docker made implicitly (no labels) is not ours either.
+        engine.create_volume("p_cache", Default::default()).await.expect("implicit");
+        let e = docker.create_volume("cache").await.expect_err("unlabelled");
+        assert!(matches!(&e, DockerError::Conflict(m) if m.contains("operator did not create it")), "{e:?}");
+        // Its own volumes carry every label.
+        let v = docker.create_volume("data").await.expect("own");
+        assert_eq!(v.labels.get(labels::OWNER).map(String::as_str), Some("p"));
+        assert_eq!(v.labels.get(labels::VOLUME).map(String::as_str), Some("data"));
+        assert_eq!(engine.lock().volumes.iter().filter(|v| v.name == "p_b_data").count(), 1);
+    });
+}
+
+#[test]
+fn a_container_uses_only_networks_and_volumes_its_project_created() {
+    let c = case();
+    let engine = c.engine();
+    let docker = c.scoped(&engine, "p", DockerGrants::default());
+    let with_volume = wit::ContainerSpec {
+        mounts: vec![wit::Mount::Volume(wit::VolumeMount {
+            key: Some("data".into()),
+            target: "/d".into(),
+            read_only: false,
+        })],
+        ..spec("a")
+    };
+    block(async {
+        let e = docker.create_container(&with_volume).await.expect_err("no network yet");
+        assert!(matches!(&e, DockerError::NotFound(m) if m.contains("network `default` does not exist")), "{e:?}");
+        docker.create_network("default").await.expect("network");
+        let e = docker.create_container(&with_volume).await.expect_err("no volume yet");
+        assert!(matches!(&e, DockerError::NotFound(m) if m.contains("volume `data` does not exist")), "{e:?}");
+        docker.create_volume("data").await.expect("volume");
+        let created = docker.create_container(&with_volume).await.expect("created");
+        assert_eq!(created.view.name, "p-a-1");
+        assert_eq!(created.service, "a");
+        let body = engine.body("p-a-1").expect("body");
+        assert_eq!(body.host_config.and_then(|h| h.mounts).map(|m| m.len()), Some(1));
+        assert_eq!(docker.list_containers().await.expect("list").len(), 1);
+    });
+}
+
+#[test]
+fn pulls_reach_only_allowed_registries() {
+    let c = case();
+    let engine = c.engine();
+    let docker = c.scoped(
+        &engine,
+        "p",
+        DockerGrants { manifest: Some("subjects/x/operator.toml".into()), ..Default::default() },
+    );
+    block(async {
+        let (reason, hint) = denied(docker.pull_image("127.0.0.1:5999/x:1").await);
+        assert!(reason.contains("registry 127.0.0.1:5999 is not allowed (allowed: docker.io)"), "{reason}");
+        assert!(hint.contains("`registries = [\"127.0.0.1:5999\"]`"), "{hint}");
+        assert!(matches!(docker.pull_image("x:secret token").await, Err(DockerError::Invalid(_))));
+        docker.pull_image("busybox:1").await.expect("docker.io is allowed");
+        assert_eq!(engine.lock().pulled, vec!["busybox:1".to_string()]);
+    });
+}
+
+#[test]
+fn a_log_stream_reads_bounded_lines_and_its_reader_ends_with_it() {
+    let c = case();
+    let engine = c.engine();
+    let docker = c.scoped(&engine, "p", DockerGrants::default());
+    block(async {
+        docker.create_network("default").await.expect("network");
+        docker.create_container(&spec("a")).await.expect("created");
+        // A container printing a little over 1 MiB without a newline, then nothing: 16 full
+        // pieces come out while the rest waits for more.
+        let flood = LogChunk { stderr: false, text: "x".repeat((1 << 20) + 1) };
+        engine.lock().logs.insert("p-a-1".into(), vec![flood]);
+        let mut stream = docker.container_logs(&["p-a-1".into()], None, true).await.expect("stream");
+        let mut got = 0;
+        for _ in 0..100 {
+            let batch = stream.next_batch(Duration::from_millis(100)).await.expect("lines");
+            assert!(batch.iter().all(|l| l.line.len() == super::streams::MAX_LINE));
+            got += batch.len();
+            if got >= 16 {
+                break;
+            }
+        }
+        assert_eq!(got, 16);
+        assert!(!engine.log_stream_dropped.load(Ordering::SeqCst));
+        drop(stream);
+        for _ in 0..100 {
+            if engine.log_stream_dropped.load(Ordering::SeqCst) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the reader outlived its stream");
+    });
+}
+
+#[test]
+fn an_engine_elsewhere_gets_no_binds() {
+    let c = case();
+    let mut engine = c.engine();
+    engine.location = EngineLocation::Remote("tcp://10.0.0.1:2375".into());
+    assert_eq!(engine.location(), EngineLocation::Remote("tcp://10.0.0.1:2375".into()));
+    let docker = c.scoped(&engine, "p", DockerGrants::default());
+    let (reason, _) =
+        denied(docker.plan_container(&wit::ContainerSpec { mounts: vec![bind("conf", true)], ..spec("a") }));
+    assert!(reason.contains("tcp://10.0.0.1:2375"), "{reason}");
+}
