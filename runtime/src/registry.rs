@@ -192,6 +192,9 @@ pub enum SubjectError {
     Manifest(#[from] ManifestError),
     #[error("{path}: subject `{name}` has no adapter: add a [subject] section naming its component")]
     NoComponent { name: String, path: PathBuf },
+    /// The manifest is a symlink to a file outside the subject's folder.
+    #[error("{path} resolves to {real}, outside the subject folder; a subject's grants live in its own folder")]
+    ManifestOutside { path: PathBuf, real: PathBuf },
 }
 
 /// Finds subjects by name.
@@ -224,6 +227,11 @@ impl Subjects {
         for dir in &self.dirs {
             let manifest_path = dir.join(name).join(MANIFEST_FILE);
             if manifest_path.is_file() {
+                let outside = |real: PathBuf| SubjectError::ManifestOutside { path: manifest_path.clone(), real };
+                match (manifest_path.canonicalize(), dir.join(name).canonicalize()) {
+                    (Ok(real), Ok(folder)) if !real.starts_with(&folder) => return Err(outside(real)),
+                    _ => {}
+                }
                 let manifest = Manifest::load(&manifest_path)?;
                 return Ok(Subject { name: name.into(), dir: dir.join(name), manifest });
             }
@@ -283,6 +291,17 @@ mod tests {
         let e =
             Components::new(vec![dir.path().to_path_buf()]).resolve("etcd").expect_err("not built here").to_string();
         assert!(e.contains("hint: build it with") && e.contains("components/etcd/build"), "{e}");
+    }
+
+    #[test]
+    fn a_manifest_linked_from_outside_its_folder_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("demo")).expect("mkdir");
+        std::fs::write(dir.path().join("elsewhere.toml"), "").expect("write");
+        std::os::unix::fs::symlink(dir.path().join("elsewhere.toml"), dir.path().join("demo").join(MANIFEST_FILE))
+            .expect("symlink");
+        let e = Subjects::new(vec![dir.path().to_path_buf()]).find("demo").expect_err("outside");
+        assert!(matches!(e, SubjectError::ManifestOutside { .. }), "{e}");
     }
 
     #[test]

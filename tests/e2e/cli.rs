@@ -189,3 +189,24 @@ fn an_invalid_manifest_is_reported_with_file_and_line() {
         .expect_code(1)
         .stderr_has(&format!("{}:3: unknown method `FETCH`", path.display()));
 }
+
+#[test]
+fn a_cache_folder_others_can_write_is_refused_and_left_as_it_is() {
+    use std::os::unix::fs::PermissionsExt;
+    let shared = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+    let r = run(operator().env("OPERATOR_CACHE_DIR", shared.path()).arg("call").arg(hostile()).args(["add", "1", "1"]));
+    r.expect_code(1)
+        .stderr_has("is not safe to use: it is writable by other users (mode 1777)")
+        .stderr_has("--no-cache");
+    let mode = std::fs::metadata(shared.path()).expect("meta").permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o1777, "the cache folder's mode was changed");
+    // Without the cache the call runs.
+    run(operator()
+        .env("OPERATOR_CACHE_DIR", shared.path())
+        .args(["--no-cache", "call"])
+        .arg(hostile())
+        .args(["add", "1", "1"]))
+    .expect_code(0)
+    .stdout_has("2");
+}

@@ -11,13 +11,13 @@ use serde_json::Value;
 use crate::harness::{Run, etcd_component, http_post, operator, root, run, test_component};
 
 /// Docker tests share one engine (and two cores): one at a time.
-fn docker_lock() -> MutexGuard<'static, ()> {
+pub fn docker_lock() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The etcd subject's images, built once from Debian's binaries.
-fn etcd_images() {
+pub fn etcd_images() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let out = Command::new(root().join("subjects/etcd/build-images")).output().expect("run build-images");
@@ -25,13 +25,13 @@ fn etcd_images() {
     });
 }
 
-fn docker(args: &[&str]) -> String {
+pub fn docker(args: &[&str]) -> String {
     let out = Command::new("docker").args(args).output().expect("docker");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Everything (containers, networks, volumes) labelled with `project`.
-fn leftovers(project: &str) -> Vec<String> {
+pub fn leftovers(project: &str) -> Vec<String> {
     let filter = format!("label=com.docker.compose.project={project}");
     let mut all = Vec::new();
     for kind in [
@@ -47,7 +47,7 @@ fn leftovers(project: &str) -> Vec<String> {
 }
 
 /// Removes whatever a test left (so one failure does not cascade).
-fn scrub(project: &str) {
+pub fn scrub(project: &str) {
     let filter = format!("label=com.docker.compose.project={project}");
     for id in docker(&["ps", "-aq", "--filter", &filter]).lines() {
         docker(&["rm", "-f", id]);
@@ -89,6 +89,11 @@ fn etcd_comes_up_healthy_with_a_quorum_and_down_leaves_nothing() {
         .stdout_has("healthy");
     let status: Value = serde_json::from_str(&etcd(&project, &["status", "--output", "json"]).stdout).expect("json");
     assert_eq!(status.as_array().map(Vec::len), Some(4));
+    // Published on loopback only: the manifest grants no other interface.
+    for s in status.as_array().expect("array") {
+        let ports = s["ports"].as_array().expect("ports");
+        assert!(ports.iter().all(|p| p.as_str().is_some_and(|p| p.starts_with("127.0.0.1:"))), "{s}");
+    }
     assert!(status.as_array().expect("array").iter().all(|s| s["health"] == "healthy"), "{status}");
 
     // A real quorum: write through one member, read through another.
@@ -167,7 +172,7 @@ fn subject_on_deployed_etcd(status: &Value) {
 }
 
 /// A project folder with one compose file.
-fn project_dir(compose: &str, manifest: Option<&str>) -> (tempfile::TempDir, PathBuf) {
+pub fn project_dir(compose: &str, manifest: Option<&str>) -> (tempfile::TempDir, PathBuf) {
     let subjects = tempfile::tempdir().expect("tempdir");
     let dir = subjects.path().join("case");
     std::fs::create_dir(&dir).expect("mkdir");
@@ -176,7 +181,7 @@ fn project_dir(compose: &str, manifest: Option<&str>) -> (tempfile::TempDir, Pat
     (subjects, dir)
 }
 
-fn deploy_case(subjects: &Path, project: &str, args: &[&str]) -> Run {
+pub fn deploy_case(subjects: &Path, project: &str, args: &[&str]) -> Run {
     run(operator()
         .arg("--subjects-dir")
         .arg(subjects)
@@ -290,28 +295,66 @@ fn a_hostile_driver_cannot_leave_its_project() {
     let driver = test_component("hostile-driver");
     let manifest = format!("[deployment]\ndriver = \"{}\"\n", driver.display());
 
-    let attack = |name: &str, target: &str| {
+    let attack_with = |name: &str, target: &str, grants: &str| {
         let compose = format!("services:\n  a:\n    image: x\nx-attack: {name}\nx-target: {target}\n");
-        let (subjects, _) = project_dir(&compose, Some(&manifest));
+        let (subjects, _) = project_dir(&compose, Some(&format!("{manifest}{grants}")));
         deploy_case(subjects.path(), &project, &["up"])
     };
+    let attack = |name: &str, target: &str| attack_with(name, target, "");
+    // (attack, what the refusal says, the exact grant the hint names; "" when none can allow it)
     let denied = [
         ("privileged", "privileged containers are not granted", "privileged = true"),
         ("host-network", "network_mode host is not granted", "host-network = true"),
         ("host-pid", "pid host is not granted", "host-pid = true"),
-        ("join-foreign", "would join a namespace outside the project", ""),
         ("cap-add", "added capabilities \"SYS_ADMIN\" are not granted", "cap-add = [\"SYS_ADMIN\"]"),
         ("device", "devices \"/dev/kmsg\" are not granted", "devices = [\"/dev/kmsg\"]"),
         ("docker-socket", "mounting the Docker socket", "docker-socket = true"),
         ("host-path", "bind mount of /etc is outside the project folder", "host-paths = [\"/etc\"]"),
-        ("relative-escape", "bind mount of /etc is outside the project folder", ""),
+        ("relative-escape", "bind mount of /etc is outside the project folder", "host-paths = [\"/etc\"]"),
+        ("publish-everywhere", "publishing port 2379 on 0.0.0.0", "publish-addresses = [\"0.0.0.0\"]"),
+        ("low-port", "host port 80 is below 1024", "low-ports = true"),
+        ("ulimit", "ulimit `nofile` is not granted", "ulimits = [\"nofile\"]"),
+        ("extra-hosts", "extra host registry", "extra-hosts = true"),
+        (
+            "restart-always",
+            "restart `always` restarts the container whenever the Docker daemon starts",
+            "restart-always = true",
+        ),
+        ("tool-label", "label `traefik.enable` is namespaced", "labels = [\"traefik.enable\"]"),
     ];
     for (name, reason, grant) in denied {
         let r = attack(name, "");
         r.expect_code(1).stderr_has("error: docker: denied:").stderr_has(reason);
-        r.stderr_has(&format!("hint: add `{grant}"));
+        r.stderr_has(&format!("hint: add `{grant}`"));
     }
-    attack("spoof-label", "").expect_code(1).stderr_has("label `com.docker.compose.project` is reserved");
+    // Refusals no grant can lift, each saying why.
+    for (name, said) in [
+        ("rw-subject", "is in the subject folder, which is never bound read-write"),
+        ("rw-manifest", "is in the subject folder, which is never bound read-write"),
+    ] {
+        let r = attack(name, "");
+        r.expect_code(1).stderr_has(said).stderr_has("hint: mount it read-only");
+        assert!(!r.stderr.contains("writable-paths"), "a grant was suggested for the subject folder: {}", r.stderr);
+    }
+    attack("spoof-label", "").expect_code(1).stderr_has("label `com.docker.compose.project` is reserved for the host");
+    attack("owner-label", "").expect_code(1).stderr_has("label `dev.operator.project` is reserved for the host");
+    attack("colon-target", "").expect_code(1).stderr_has("mount target `/mnt:/host` must be an absolute path without");
+    attack("no-network", "").expect_code(1).stderr_has("joins at least one project network");
+    attack("undeclared-volume", "")
+        .expect_code(1)
+        .stderr_has("volume `never-created` does not exist in project")
+        .stderr_has("create it first");
+    attack("pull", "127.0.0.1:1/x:1")
+        .expect_code(1)
+        .stderr_has("registry 127.0.0.1:1 is not allowed")
+        .stderr_has("hint: add `registries = [\"127.0.0.1:1\"]` to [deployment]");
+    // Granting the socket's folder as a host path does not hand over the socket.
+    for folder in ["/run", "/var/run", "/"] {
+        let r = attack_with("socket-folder", folder, &format!("[deployment.docker]\nhost-paths = [\"{folder}\"]\n"));
+        r.expect_code(1)
+            .stderr_has("would hand the container the whole engine")
+            .stderr_has("hint: add `docker-socket = true`");
+    }
 
     let r = attack("list-foreign", "");
     r.expect_code(1).stderr_has("saw: [");
@@ -323,13 +366,15 @@ fn a_hostile_driver_cannot_leave_its_project() {
     }
     attack("remove-foreign-network", "sneaky").expect_code(1).stderr_has("NotFound(\"no network `sneaky`");
 
-    // Everything outside the project is as it was, and nothing of the project exists.
+    // Everything outside the project is as it was; the project holds only the network the
+    // attacks made their containers join.
     assert!(
         docker(&["ps", "-a", "--format", "{{.Names}}"]).lines().any(|n| n == foreign),
         "the foreign container is gone"
     );
     assert!(docker(&["network", "ls", "--format", "{{.Name}}"]).lines().any(|n| n == foreign_network));
-    assert_eq!(leftovers(&project), Vec::<String>::new());
+    assert_eq!(leftovers(&project), vec![format!("{project}_default")]);
+    scrub(&project);
     docker(&["rm", "-f", &foreign]);
     docker(&["network", "rm", &foreign_network]);
 }

@@ -102,9 +102,36 @@ fn a_method_or_path_not_granted_is_denied_naming_the_manifest_line() {
         "/pd/api/v1/stores/%2e%2e/config",
         "//evil.example/pd/api/v1/stores",
         "http://evil.example/pd/api/v1/stores",
+        "/pd/api/v1/stores/..;/config",
     ] {
         call(&["fetch", "pd", "GET", trick, "--manifest", &path]).expect_code(1).stdout_has("err(invalid-request(");
     }
+    // A GET-only grant cannot become a DELETE, or another path, behind a proxy that honours
+    // method-override or routing headers.
+    for (name, value) in [
+        ("X-HTTP-Method-Override", "DELETE"),
+        ("X-Original-URL", "/pd/api/v1/config"),
+        ("X-Rewrite-URL", "/pd/api/v1/config"),
+        ("X-Forwarded-Host", "internal"),
+        ("Forwarded", "for=127.0.0.1"),
+    ] {
+        call(&["fetch-with-header", "pd", "/pd/api/v1/stores", name, value, "--manifest", &path])
+            .expect_code(1)
+            .stdout_has("err(invalid-request(")
+            .stdout_has("is set by the host");
+    }
+    // A 50 MiB query parameter is refused before any URL is built.
+    call(&["fetch-with-query", "pd", "/pd/api/v1/stores", "50", "--manifest", &path])
+        .expect_code(1)
+        .stdout_has("err(invalid-request(")
+        .stdout_has("at most 256 and 16384 are sent");
+}
+
+#[test]
+fn a_components_log_cannot_drive_the_terminal() {
+    let r = call(&["log-message", "\u{1b}[2K\rall good\u{9b}31m\u{202e}"]);
+    r.expect_code(0).stderr_has("\\x1b[2K\\x0dall good\\u{9b}31m\\u{202e}");
+    assert!(!r.stderr.contains('\u{1b}') && !r.stderr.contains('\u{9b}'), "{}", r.stderr);
 }
 
 #[test]

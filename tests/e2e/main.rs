@@ -3,6 +3,7 @@
 
 mod cli;
 mod deploy;
+mod docker_scope;
 mod etcd;
 mod harness;
 mod hostile;

@@ -139,7 +139,9 @@ impl BindRules {
             });
         }
         if !read_only && !grants.writable_paths.contains(&real) {
-            let hint = if self.project_dir.starts_with(&real) {
+            let holds_manifest =
+                grants.manifest.as_ref().and_then(|m| m.canonicalize().ok()).is_some_and(|m| m.starts_with(&real));
+            let hint = if self.project_dir.starts_with(&real) || holds_manifest {
                 "mount it read-only (`:ro`); keep writable data in a named volume".to_string()
             } else {
                 grants.hint(&format!("writable-paths = [\"{shown}\"]"))
@@ -205,8 +207,12 @@ mod tests {
         let (reason, hint) = denied(c.rules.check(&g, "s", ".", false));
         assert!(reason.contains("never bound read-write"), "{reason}");
         assert!(hint.contains("read-only") && !hint.contains("writable-paths"), "{hint}");
-        let (_, hint) = denied(c.rules.check(&g, "s", "operator.toml", false));
+        let (_, hint) = denied(c.rules.check(&g, "s", "conf", false));
         assert!(hint.contains("writable-paths = [\""), "{hint}");
+        // The manifest can never be made writable: no grant is suggested for it.
+        let g = DockerGrants { manifest: Some(c.root.join("proj/operator.toml")), ..Default::default() };
+        let (_, hint) = denied(c.rules.check(&g, "s", "operator.toml", false));
+        assert!(hint.contains("read-only") && !hint.contains("writable-paths"), "{hint}");
     }
 
     #[test]

@@ -64,8 +64,9 @@ impl DockerGrants {
     }
 
     /// Checks the path grants against the subject folder: no writable path may be, contain or
-    /// sit inside another writable path, or be or contain the subject folder (a container could
-    /// then rewrite the manifest, the compose file or `.env`). Paths are made canonical.
+    /// sit inside another writable path, or be or contain the subject folder or the manifest (a
+    /// container could then rewrite the grants, the compose file or `.env`). Paths are made
+    /// canonical.
     pub fn validate(mut self, subject_dir: &Path) -> Result<Self, GrantError> {
         let manifest = self.manifest.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "grants".into());
         let err = |message: String| GrantError { manifest: manifest.clone(), message };
@@ -75,6 +76,7 @@ impl DockerGrants {
         let canonical = |what: &str, p: &Path| {
             p.canonicalize().map_err(|e| err(format!("{what} `{}` cannot be used: {e}", p.display())))
         };
+        let manifest_file = self.manifest.as_ref().and_then(|m| m.canonicalize().ok());
         let mut writable = Vec::new();
         for p in &self.writable_paths {
             let real = canonical("writable path", p)?;
@@ -84,6 +86,13 @@ impl DockerGrants {
                      keep writable data in named volumes or a folder apart from the manifest",
                     p.display(),
                     subject.display()
+                )));
+            }
+            if let Some(m) = manifest_file.as_ref().filter(|m| m.starts_with(&real)) {
+                return Err(err(format!(
+                    "writable path `{}` is or contains the manifest {}: containers could rewrite its grants",
+                    p.display(),
+                    m.display()
                 )));
             }
             if let Some(other) = writable.iter().find(|w: &&PathBuf| w.starts_with(&real) || real.starts_with(w)) {
@@ -130,6 +139,15 @@ mod tests {
 
         let ok = grants(&[subject.join("data"), root.path().join("elsewhere")]).validate(&subject).expect("apart");
         assert_eq!(ok.writable_paths.len(), 2);
+
+        std::fs::write(subject.join("operator.toml"), "").expect("write");
+        let with_manifest = DockerGrants {
+            writable_paths: vec![subject.join("operator.toml")],
+            manifest: Some(subject.join("operator.toml")),
+            ..DockerGrants::default()
+        };
+        let e = with_manifest.validate(&subject).expect_err("the manifest");
+        assert!(e.message.contains("is or contains the manifest"), "{e}");
     }
 
     #[test]

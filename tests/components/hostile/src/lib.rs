@@ -1,6 +1,7 @@
 //! A hostile component for the sandbox tests: each export misbehaves in one way (runaway
 //! loop, memory bomb, deep recursion, panic, output flood, file and environment snooping,
-//! requests outside its grants, an import no host provides, long sleeps, oversized results). `echo` and `add` behave, to
+//! requests outside its grants or shaped to fool a proxy, an import no host provides, long sleeps,
+//! oversized results, terminal escapes in its logs). `echo` and `add` behave, to
 //! show the host keeps working after each failure.
 
 use std::hint::black_box;
@@ -30,6 +31,9 @@ wit_bindgen::generate!({
             export read-file: func(path: string) -> result<string, string>;
             export read-env: func() -> list<tuple<string, string>>;
             export fetch: func(endpoint: string, method: string, path: string) -> result<u32, http-error>;
+            export fetch-with-header: func(endpoint: string, path: string, name: string, value: string) -> result<u32, http-error>;
+            export fetch-with-query: func(endpoint: string, path: string, megabytes: u32) -> result<u32, http-error>;
+            export log-message: func(text: string);
             export sleep: func(ms: u64);
             export large-output: func(megabytes: u32) -> string;
             export log-flood: func(count: u32);
@@ -107,6 +111,24 @@ impl Guest for Hostile {
         let request =
             http::Request { endpoint, method, path, query: vec![], headers: vec![], body: None, timeout_ms: None };
         http::send(&request).map(|r| r.body.len() as u32)
+    }
+
+    fn fetch_with_header(endpoint: String, path: String, name: String, value: String) -> Result<u32, http::HttpError> {
+        let headers = vec![http::Header { name, value }];
+        let request =
+            http::Request { endpoint, method: Method::Get, path, query: vec![], headers, body: None, timeout_ms: None };
+        http::send(&request).map(|r| r.body.len() as u32)
+    }
+
+    fn fetch_with_query(endpoint: String, path: String, megabytes: u32) -> Result<u32, http::HttpError> {
+        let query = vec![("q".to_string(), "x".repeat((megabytes as usize) << 20))];
+        let request =
+            http::Request { endpoint, method: Method::Get, path, query, headers: vec![], body: None, timeout_ms: None };
+        http::send(&request).map(|r| r.body.len() as u32)
+    }
+
+    fn log_message(text: String) {
+        log::log(Level::Warn, &text);
     }
 
     fn sleep(ms: u64) {
