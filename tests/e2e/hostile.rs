@@ -115,7 +115,7 @@ fn a_method_or_path_not_granted_is_denied_naming_the_manifest_line() {
         ("X-Forwarded-Host", "internal"),
         ("Forwarded", "for=127.0.0.1"),
     ] {
-        call(&["fetch-with-header", "pd", "/pd/api/v1/stores", name, value, "--manifest", &path])
+        call(&["fetch-with-header", "pd", "/pd/api/v1/stores", &format!("{name}: {value}"), "--manifest", &path])
             .expect_code(1)
             .stdout_has("err(invalid-request(")
             .stdout_has("is set by the host");

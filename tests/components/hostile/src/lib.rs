@@ -31,7 +31,8 @@ wit_bindgen::generate!({
             export read-file: func(path: string) -> result<string, string>;
             export read-env: func() -> list<tuple<string, string>>;
             export fetch: func(endpoint: string, method: string, path: string) -> result<u32, http-error>;
-            export fetch-with-header: func(endpoint: string, path: string, name: string, value: string) -> result<u32, http-error>;
+            /// `header` is `Name: value`.
+            export fetch-with-header: func(endpoint: string, path: string, header: string) -> result<u32, http-error>;
             export fetch-with-query: func(endpoint: string, path: string, megabytes: u32) -> result<u32, http-error>;
             export log-message: func(text: string);
             export sleep: func(ms: u64);
@@ -113,8 +114,9 @@ impl Guest for Hostile {
         http::send(&request).map(|r| r.body.len() as u32)
     }
 
-    fn fetch_with_header(endpoint: String, path: String, name: String, value: String) -> Result<u32, http::HttpError> {
-        let headers = vec![http::Header { name, value }];
+    fn fetch_with_header(endpoint: String, path: String, header: String) -> Result<u32, http::HttpError> {
+        let (name, value) = header.split_once(": ").unwrap_or((&header, ""));
+        let headers = vec![http::Header { name: name.into(), value: value.into() }];
         let request =
             http::Request { endpoint, method: Method::Get, path, query: vec![], headers, body: None, timeout_ms: None };
         http::send(&request).map(|r| r.body.len() as u32)
