@@ -437,27 +437,8 @@ pub fn default_limits() -> Limits {
 /// The Docker grants a manifest gives, checked against the subject folder (relative paths
 /// resolve against it).
 pub fn grants(manifest: Option<&Manifest>, dir: &Path) -> Result<DockerGrants, GrantError> {
-    let Some(m) = manifest else { return DockerGrants::default().validate(dir) };
-    let d = m.deployment.clone().unwrap_or_default().docker;
-    DockerGrants {
-        privileged: d.privileged,
-        host_network: d.host_network,
-        host_pid: d.host_pid,
-        host_ipc: d.host_ipc,
-        docker_socket: d.docker_socket,
-        cap_add: d.cap_add,
-        devices: d.devices,
-        host_paths: d.host_paths.iter().map(|p| dir.join(p)).collect(),
-        writable_paths: d.writable_paths.iter().map(|p| dir.join(p)).collect(),
-        publish_addresses: d.publish_addresses,
-        low_ports: d.low_ports,
-        ulimits: d.ulimits,
-        extra_hosts: d.extra_hosts,
-        restart_always: d.restart_always,
-        labels: d.labels,
-        manifest: Some(m.path.clone()),
-    }
-    .validate(dir)
+    let allow = manifest.and_then(|m| m.deployment.as_ref()).map(|d| d.docker.clone()).unwrap_or_default();
+    DockerGrants::resolve(allow, dir, manifest.map(|m| m.path.clone()))
 }
 
 /// Why a deployment driver could not be set up for a project.

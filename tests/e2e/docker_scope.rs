@@ -6,7 +6,7 @@
 use std::io::Read as _;
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -58,6 +58,15 @@ fn pid() -> u32 {
     std::process::id()
 }
 
+/// The engine to oneself, the images built, and a fresh project name `<prefix>-<pid>`.
+fn begin(prefix: &str) -> (MutexGuard<'static, ()>, String) {
+    let lock = docker_lock();
+    etcd_images();
+    let name = format!("{prefix}-{}", pid());
+    scrub(&name);
+    (lock, name)
+}
+
 /// Waits until a container has exited (a one-shot probe).
 fn wait_exited(container: &str) {
     let give_up = Instant::now() + Duration::from_secs(60);
@@ -69,10 +78,7 @@ fn wait_exited(container: &str) {
 
 #[test]
 fn a_bind_is_mounted_as_the_path_that_was_checked_never_reparsed() {
-    let _lock = docker_lock();
-    etcd_images();
-    let name = format!("e2e-colon-{}", pid());
-    scrub(&name);
+    let (_lock, name) = begin("e2e-colon");
     // `x:` is a directory; `x` a symlink to `/`. Parsed as `source:target`, `./x:/sub` would
     // have mounted the host's root.
     let compose = format!(
@@ -100,10 +106,7 @@ fn a_bind_is_mounted_as_the_path_that_was_checked_never_reparsed() {
 
 #[test]
 fn no_container_can_write_what_decides_a_grant_or_a_bind() {
-    let _lock = docker_lock();
-    etcd_images();
-    let name = format!("e2e-rw-{}", pid());
-    scrub(&name);
+    let (_lock, name) = begin("e2e-rw");
     let sleeper = |volumes: &str| {
         format!("services:\n  a:\n    image: {BUSYBOX}\n    entrypoint: {SLEEP}\n    volumes: {volumes}\n")
     };
@@ -137,11 +140,8 @@ fn no_container_can_write_what_decides_a_grant_or_a_bind() {
 
 #[test]
 fn the_project_is_the_subjects_whatever_the_compose_file_names() {
-    let _lock = docker_lock();
-    etcd_images();
-    let name = format!("e2e-name-{}", pid());
+    let (_lock, name) = begin("e2e-name");
     let foreign = format!("e2e-foreign-{}", pid());
-    scrub(&name);
     scrub(&foreign);
     // A project `docker compose` made: compose's labels, not operator's.
     let compose_label = format!("com.docker.compose.project={foreign}");
@@ -196,11 +196,8 @@ fn the_project_is_the_subjects_whatever_the_compose_file_names() {
 
 #[test]
 fn a_volume_of_another_project_is_never_this_ones() {
-    let _lock = docker_lock();
-    etcd_images();
-    let name = format!("e2e-vol-{}", pid());
+    let (_lock, name) = begin("e2e-vol");
     let other = format!("{name}_b");
-    scrub(&name);
     scrub(&other);
     let with_volume = |key: &str| {
         format!(
@@ -293,10 +290,7 @@ fn only_declared_variables_and_allowed_registries_reach_the_engine() {
 
 #[test]
 fn streams_progress_and_log_lines_are_bounded() {
-    let _lock = docker_lock();
-    etcd_images();
-    let name = format!("e2e-flood-{}", pid());
-    scrub(&name);
+    let (_lock, name) = begin("e2e-flood");
     let driver = test_component("hostile-driver");
     let hostile = |attack: &str| {
         let s = Subject::new(
@@ -387,10 +381,7 @@ fn tikv_stand_in_images() -> Vec<(&'static str, String)> {
 
 #[test]
 fn the_tikv_subject_deploys_through_the_scope_unchanged() {
-    let _lock = docker_lock();
-    etcd_images();
-    let project = format!("e2e-tikv-{}", pid());
-    scrub(&project);
+    let (_lock, project) = begin("e2e-tikv");
     let mut env = tikv_stand_in_images();
     for port in ["PD_PORT", "PROMETHEUS_PORT", "GRAFANA_PORT"] {
         env.push((port, String::new()));

@@ -80,7 +80,7 @@ impl BindRules {
             || grants.host_paths.iter().any(|p| real.starts_with(p))
             || grants.writable_paths.iter().any(|p| real.starts_with(p));
         let root_grant = if read_only { "host-paths" } else { "writable-paths" };
-        if touches_socket && !grants.docker_socket {
+        if touches_socket && !grants.allow.docker_socket {
             let what = if real == *socket {
                 format!("mounting the Docker socket ({shown})")
             } else {
@@ -185,6 +185,10 @@ mod tests {
         Case { _root: root, root: r, rules }
     }
 
+    fn socket() -> crate::manifest::DockerSection {
+        crate::manifest::DockerSection { docker_socket: true, ..Default::default() }
+    }
+
     fn denied(r: Result<PathBuf, DockerError>) -> (String, String) {
         match r {
             Err(DockerError::Denied { reason, hint }) => (reason, hint),
@@ -260,14 +264,14 @@ mod tests {
         // Not granted anywhere: the hint names both grants, for exactly this path.
         let (_, hint) = denied(c.rules.check(&DockerGrants::default(), "s", &run.display().to_string(), true));
         assert!(hint.contains(&format!("docker-socket = true` and `host-paths = [\"{}\"]", run.display())), "{hint}");
-        let with_socket = DockerGrants { docker_socket: true, ..Default::default() };
+        let with_socket = DockerGrants { allow: socket(), ..Default::default() };
         assert_eq!(c.rules.check(&with_socket, "s", &sock.display().to_string(), false).expect("granted"), sock);
     }
 
     #[test]
     fn special_files_and_missing_sources_are_refused() {
         let c = case();
-        let g = DockerGrants { docker_socket: true, host_paths: vec![c.root.clone()], ..Default::default() };
+        let g = DockerGrants { allow: socket(), host_paths: vec![c.root.clone()], ..Default::default() };
         let other = c.root.join("proj/app.sock");
         let _l = std::os::unix::net::UnixListener::bind(&other).expect("socket");
         let (reason, _) = denied(c.rules.check(&g, "s", "app.sock", true));

@@ -6,35 +6,17 @@
 
 use std::path::{Path, PathBuf};
 
-/// Grants of `[deployment.docker]`, with paths resolved against the subject folder.
+use crate::manifest::DockerSection;
+
+/// Grants of `[deployment.docker]`, checked, with their paths resolved against the subject folder.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DockerGrants {
-    pub privileged: bool,
-    pub host_network: bool,
-    pub host_pid: bool,
-    pub host_ipc: bool,
-    /// The Docker socket, or any bind that is, contains or lies inside its folder.
-    pub docker_socket: bool,
-    /// Capability names, upper case without `CAP_`.
-    pub cap_add: Vec<String>,
-    /// Host device paths.
-    pub devices: Vec<String>,
-    /// Host paths binds may use read-only, besides the subject folder.
+    /// The section as the manifest wrote it (capabilities normalized to `NET_ADMIN`).
+    pub allow: DockerSection,
+    /// `host-paths`, canonical: binds may use them read-only, besides the subject folder.
     pub host_paths: Vec<PathBuf>,
-    /// Host paths binds may use read-write (each bound whole: nothing inside one can be bound).
+    /// `writable-paths`, canonical: binds may use exactly these read-write (nothing inside one).
     pub writable_paths: Vec<PathBuf>,
-    /// Host addresses ports may be published on besides loopback (`0.0.0.0`: every interface).
-    pub publish_addresses: Vec<String>,
-    /// Host ports below 1024.
-    pub low_ports: bool,
-    /// Ulimit names (`nofile`).
-    pub ulimits: Vec<String>,
-    /// `extra_hosts` entries.
-    pub extra_hosts: bool,
-    /// Restart policies that outlive the operator (`always`, `unless-stopped`).
-    pub restart_always: bool,
-    /// Namespaced label keys, exactly, or prefixes ending in `.`.
-    pub labels: Vec<String>,
     /// Where to say a grant goes (`subjects/x/operator.toml`), if there is a manifest.
     pub manifest: Option<PathBuf>,
 }
@@ -60,14 +42,25 @@ impl DockerGrants {
 
     /// True when `key` (a namespaced label) is granted exactly or by a `prefix.` entry.
     pub fn label_granted(&self, key: &str) -> bool {
-        self.labels.iter().any(|g| g == key || (g.ends_with('.') && key.starts_with(g.as_str())))
+        self.allow.labels.iter().any(|g| g == key || (g.ends_with('.') && key.starts_with(g.as_str())))
     }
 
-    /// Checks the path grants against the subject folder: no writable path may be, contain or
-    /// sit inside another writable path, or be or contain the subject folder or the manifest (a
-    /// container could then rewrite the grants, the compose file or `.env`). Paths are made
-    /// canonical.
-    pub fn validate(mut self, subject_dir: &Path) -> Result<Self, GrantError> {
+    /// Resolves a manifest's section against the subject folder (relative paths are its) and
+    /// checks it: no writable path may be, contain or sit inside another writable path, or be
+    /// or contain the subject folder or the manifest (a container could then rewrite the
+    /// grants, the compose file or `.env`).
+    pub fn resolve(allow: DockerSection, subject_dir: &Path, manifest: Option<PathBuf>) -> Result<Self, GrantError> {
+        let mut grants = DockerGrants {
+            host_paths: allow.host_paths.iter().map(|p| subject_dir.join(p)).collect(),
+            writable_paths: allow.writable_paths.iter().map(|p| subject_dir.join(p)).collect(),
+            allow,
+            manifest,
+        };
+        grants.allow.cap_add = grants.allow.cap_add.iter().map(|c| normalize_capability(c)).collect();
+        grants.validate(subject_dir)
+    }
+
+    fn validate(mut self, subject_dir: &Path) -> Result<Self, GrantError> {
         let manifest = self.manifest.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "grants".into());
         let err = |message: String| GrantError { manifest: manifest.clone(), message };
         let subject = subject_dir
@@ -107,7 +100,6 @@ impl DockerGrants {
         self.writable_paths = writable;
         // A read-only host path that is gone is a plain refusal later, not an error here.
         self.host_paths = self.host_paths.iter().map(|p| p.canonicalize().unwrap_or_else(|_| p.clone())).collect();
-        self.cap_add = self.cap_add.iter().map(|c| normalize_capability(c)).collect();
         Ok(self)
     }
 }
@@ -152,7 +144,9 @@ mod tests {
 
     #[test]
     fn namespaced_labels_are_granted_exactly_or_by_prefix() {
-        let g = DockerGrants { labels: vec!["traefik.enable".into(), "org.example.".into()], ..Default::default() };
+        let allow =
+            DockerSection { labels: vec!["traefik.enable".into(), "org.example.".into()], ..Default::default() };
+        let g = DockerGrants { allow, ..Default::default() };
         assert!(g.label_granted("traefik.enable"));
         assert!(!g.label_granted("traefik.http.routers.x.rule"));
         assert!(g.label_granted("org.example.team"));

@@ -249,13 +249,13 @@ impl Planner<'_> {
     pub fn privileges(&self, spec: &wit::ContainerSpec, host: &mut HostConfig) -> Result<(), DockerError> {
         let s = &spec.service;
         let g = self.grants;
-        if spec.privileged && !g.privileged {
+        if spec.privileged && !g.allow.privileged {
             return Err(self.deny(format!("service {s}: privileged containers are not granted"), "privileged = true"));
         }
-        if spec.pid_host && !g.host_pid {
+        if spec.pid_host && !g.allow.host_pid {
             return Err(self.deny(format!("service {s}: pid host is not granted"), "host-pid = true"));
         }
-        if spec.ipc == Some(wit::IpcMode::Host) && !g.host_ipc {
+        if spec.ipc == Some(wit::IpcMode::Host) && !g.allow.host_ipc {
             return Err(self.deny(format!("service {s}: ipc host is not granted"), "host-ipc = true"));
         }
         let mut caps = Vec::new();
@@ -266,7 +266,7 @@ impl Planner<'_> {
             }
             caps.push(name);
         }
-        let missing: Vec<&String> = caps.iter().filter(|c| !g.cap_add.contains(c)).collect();
+        let missing: Vec<&String> = caps.iter().filter(|c| !g.allow.cap_add.contains(c)).collect();
         if !missing.is_empty() {
             let list = missing.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ");
             return Err(self.deny(
@@ -283,7 +283,7 @@ impl Planner<'_> {
                     format_args!("device permissions `{}` are not some of `rwm`", crate::text::escape(&d.permissions)),
                 ));
             }
-            if !g.devices.contains(&d.host_path) {
+            if !g.allow.devices.contains(&d.host_path) {
                 let path = crate::text::escape(&d.host_path);
                 return Err(self.deny(
                     format!("service {s}: devices \"{path}\" are not granted"),
@@ -322,7 +322,7 @@ impl Planner<'_> {
         let s = &spec.service;
         let attachments = match &spec.network {
             wit::NetworkMode::Host => {
-                if !self.grants.host_network {
+                if !self.grants.allow.host_network {
                     return Err(
                         self.deny(format!("service {s}: network_mode host is not granted"), "host-network = true")
                     );
@@ -384,13 +384,13 @@ impl Planner<'_> {
                 return Err(invalid(s, "container port 0"));
             }
             let address = match &p.host_ip {
-                None if g.publish_addresses.iter().any(|a| a == "0.0.0.0") => String::new(),
+                None if g.allow.publish_addresses.iter().any(|a| a == "0.0.0.0") => String::new(),
                 None => "127.0.0.1".to_string(),
                 Some(ip) => {
                     let parsed: IpAddr = ip.parse().map_err(|_| {
                         invalid(s, format_args!("host address `{}` is not an IP address", crate::text::escape(ip)))
                     })?;
-                    let granted = g.publish_addresses.iter().any(|a| a.parse::<IpAddr>().ok() == Some(parsed));
+                    let granted = g.allow.publish_addresses.iter().any(|a| a.parse::<IpAddr>().ok() == Some(parsed));
                     if !parsed.is_loopback() && !granted {
                         return Err(self.deny(
                             format!(
@@ -406,7 +406,7 @@ impl Planner<'_> {
             if let Some(port) = p.host_port
                 && port != 0
                 && port < 1024
-                && !g.low_ports
+                && !g.allow.low_ports
             {
                 return Err(self.deny(
                     format!("service {s}: host port {port} is below 1024 (a system service's port)"),
@@ -506,7 +506,7 @@ impl Planner<'_> {
             wit::RestartPolicy::No => (RestartPolicyNameEnum::NO, None),
             wit::RestartPolicy::OnFailure(n) => (RestartPolicyNameEnum::ON_FAILURE, n.map(i64::from)),
             wit::RestartPolicy::Always | wit::RestartPolicy::UnlessStopped => {
-                if !self.grants.restart_always {
+                if !self.grants.allow.restart_always {
                     let which =
                         if matches!(spec.restart, wit::RestartPolicy::Always) { "always" } else { "unless-stopped" };
                     return Err(self.deny(
@@ -547,7 +547,7 @@ impl Planner<'_> {
                     format_args!("ulimit {}: soft {} and hard {} do not fit", u.name, u.soft, u.hard),
                 ));
             }
-            if !self.grants.ulimits.contains(&u.name) {
+            if !self.grants.allow.ulimits.contains(&u.name) {
                 return Err(self.deny(
                     format!("service {s}: ulimit `{}` is not granted", u.name),
                     &format!("ulimits = [\"{}\"]", u.name),
@@ -571,7 +571,7 @@ impl Planner<'_> {
                     ),
                 ));
             }
-            if !self.grants.extra_hosts {
+            if !self.grants.allow.extra_hosts {
                 return Err(self.deny(
                     format!("service {s}: extra host {name} → {address} (an /etc/hosts entry) is not granted"),
                     "extra-hosts = true",

@@ -17,6 +17,7 @@ use super::plan::Planner;
 use super::scope::{Project, ScopedDocker, labels};
 use crate::bindings::docker as wit;
 use crate::host::progress::ProgressHandle;
+use crate::manifest::DockerSection;
 
 /// A project folder with a config file, a data folder and a fake Docker socket folder.
 struct Case {
@@ -226,7 +227,7 @@ fn privileges_each_need_their_grant_and_the_hint_names_it_exactly() {
         let (_, hint) = denied(c.plan(&none, s));
         assert!(hint.contains(grant), "{grant}: {hint}");
     }
-    let all = DockerGrants {
+    let allow = DockerSection {
         privileged: true,
         host_network: true,
         host_pid: true,
@@ -239,8 +240,9 @@ fn privileges_each_need_their_grant_and_the_hint_names_it_exactly() {
         extra_hosts: true,
         restart_always: true,
         labels: vec!["traefik.".into()],
-        ..DockerGrants::default()
+        ..DockerSection::default()
     };
+    let all = DockerGrants { allow, ..DockerGrants::default() };
     for (s, grant) in &cases {
         assert!(c.plan(&all, s).is_ok(), "granted {grant} and still refused");
     }
@@ -254,7 +256,8 @@ fn privileges_each_need_their_grant_and_the_hint_names_it_exactly() {
 #[test]
 fn labels_of_docker_and_of_the_host_cannot_be_set() {
     let c = case();
-    let g = DockerGrants { labels: vec!["com.docker.".into(), "dev.operator.".into()], ..Default::default() };
+    let allow = DockerSection { labels: vec!["com.docker.".into(), "dev.operator.".into()], ..Default::default() };
+    let g = DockerGrants { allow, ..Default::default() };
     for key in ["com.docker.compose.project", "dev.operator.project", "io.docker.x"] {
         let m = invalid(c.plan(&g, &wit::ContainerSpec { labels: vec![(key.into(), "x".into())], ..spec("a") }));
         assert!(m.contains("is reserved for the host"), "{key}: {m}");
