@@ -356,6 +356,24 @@ fn a_hostile_driver_cannot_leave_its_project() {
             .stderr_has("hint: add `docker-socket = true`");
     }
 
+    // The check-then-mount race: one container may write `data`, so nothing inside it is bound.
+    let compose = "services:\n  a:\n    image: x\nx-attack: inside-writable\n";
+    let grants = format!("{manifest}[deployment.docker]\nwritable-paths = [\"data\"]\n");
+    let (subjects, dir) = project_dir(compose, Some(&grants));
+    std::fs::create_dir_all(dir.join("data/d")).expect("mkdir");
+    let r = deploy_case(subjects.path(), &project, &["up"]);
+    r.expect_code(1)
+        .stderr_has("writer: DeployError::Docker(\"ALLOWED")
+        .stderr_has("which containers of this project can write");
+    docker(&["rm", "-f", &format!("{project}-writer-1")]);
+    // A volume of another project under this project's name.
+    let squatted = format!("{project}_squat");
+    docker(&["volume", "create", "--label", "com.docker.compose.project=someone-else", &squatted]);
+    attack("squat-volume", "squat")
+        .expect_code(1)
+        .stderr_has(&format!("a volume named {squatted} exists but is not project {project}'s"));
+    docker(&["volume", "rm", &squatted]);
+
     let r = attack("list-foreign", "");
     r.expect_code(1).stderr_has("saw: [");
     assert!(!r.stderr.contains(&foreign), "the driver saw a foreign container: {}", r.stderr);

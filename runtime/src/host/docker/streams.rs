@@ -202,9 +202,13 @@ pub struct LogSource {
     pub chunks: BoxStream<'static, Result<LogChunk, EngineError>>,
 }
 
+/// Lines a log stream buffers before its readers wait for the guest: at most
+/// `LOG_BUFFER * MAX_LINE` (4 MiB) held per stream.
+const LOG_BUFFER: usize = 64;
+
 /// Starts one reader per source; the stream owns them.
 pub fn log_stream(sources: Vec<LogSource>) -> LogStream {
-    let (tx, rx) = mpsc::channel(1024);
+    let (tx, rx) = mpsc::channel(LOG_BUFFER);
     let mut readers = Readers::default();
     for source in sources {
         let tx = tx.clone();

@@ -114,8 +114,6 @@ impl Guest for Hostile {
             }
             "rw-subject" => create(ContainerSpec { mounts: vec![bind(".", false)], ..spec("w") }),
             "rw-manifest" => create(ContainerSpec { mounts: vec![bind("operator.toml", false)], ..spec("w") }),
-            // A bind source whose text holds `:`: the path is a directory of that name.
-            "colon-bind" => create(ContainerSpec { mounts: vec![bind(&target, true)], ..spec("colon") }),
             "colon-target" => create(ContainerSpec {
                 mounts: vec![Mount::Bind(BindMount {
                     source: ".".into(),
