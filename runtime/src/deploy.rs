@@ -119,6 +119,11 @@ pub enum ProjectError {
         "invalid project name `{0}`: it must consist only of lowercase alphanumeric characters, hyphens, and underscores as well as start with a letter or number"
     )]
     BadName(String),
+    /// The subject's or folder's name is not a project name as it is.
+    #[error(
+        "`{0}` is not a project name as it is (lowercase letters, digits, `-` and `_`, starting with a letter or digit); name the project with -p"
+    )]
+    UnusableName(String),
 }
 
 /// Reads `path` if it lies inside `dir` (canonical) and outside every writable path; `None`
@@ -223,7 +228,8 @@ impl ComposeProject {
 }
 
 /// The project name: `-p`, `COMPOSE_PROJECT_NAME`, the subject, the folder (the user's choices
-/// first; nothing from the files).
+/// first; nothing from the files). A subject's or folder's name is used only when it is a
+/// project name as it is.
 fn project_name(src: &ProjectSource, dir: &Path) -> Result<String, ProjectError> {
     let explicit = src
         .name_flag
@@ -237,16 +243,17 @@ fn project_name(src: &ProjectSource, dir: &Path) -> Result<String, ProjectError>
             }
             lower
         }
+        // Taken as it is: folding `Atk-Vic.` into `atk-vic` would hand one subject another's
+        // project.
         None => {
             let base = match src.subject {
                 Some(s) => s.to_string(),
                 None => dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
             };
-            let name = normalize_name(&base);
-            if !valid_project_name(&name) {
-                return Err(ProjectError::BadName(base));
+            if !valid_project_name(&base) {
+                return Err(ProjectError::UnusableName(base));
             }
-            name
+            base
         }
     };
     Ok(name)
@@ -257,16 +264,6 @@ pub fn valid_project_name(name: &str) -> bool {
     let mut c = name.chars();
     c.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         && c.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-}
-
-/// A folder name as a project name: lower-cased, only `[a-z0-9_-]`, no leading `_`/`-`.
-pub fn normalize_name(dir: &str) -> String {
-    dir.to_lowercase()
-        .chars()
-        .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '_')
-        .collect::<String>()
-        .trim_start_matches(['-', '_'])
-        .to_string()
 }
 
 /// The registries a compose file names literally: for every `image:` value, with each
@@ -485,8 +482,7 @@ impl<'r> Deployer<'r> {
             config_files: project.files.iter().map(|(p, _)| p.clone()).collect(),
             registries: project.registries.clone(),
         };
-        let docker = ScopedDocker::new(engine, scope, grants, progress.clone());
-        docker.check_ownership().await.map_err(OpenError::Project)?;
+        let docker = ScopedDocker::open(engine, scope, grants, progress.clone()).await.map_err(OpenError::Project)?;
         let policy = Policy { docker: Some(Arc::new(docker)), limits, progress, ..Policy::default() };
         Ok(Deployer { runtime, component, pre, project, policy })
     }
@@ -587,8 +583,6 @@ mod tests {
 
     #[test]
     fn project_names_follow_composes_rules() {
-        assert_eq!(normalize_name("My_Project!"), "my_project");
-        assert_eq!(normalize_name("-x"), "x");
         assert!(valid_project_name("tikv"));
         assert!(!valid_project_name("Tikv"));
         assert!(!valid_project_name("_x"));
@@ -611,7 +605,9 @@ mod tests {
             (".env", "B=1\n"),
         ]);
         let src = ProjectSource::plain(&sub);
-        let p = ComposeProject::resolve(&src).expect("resolves");
+        // `My-Cluster` would fold into `my-cluster`, which may be another subject's project.
+        assert!(matches!(ComposeProject::resolve(&src), Err(ProjectError::UnusableName(n)) if n == "My-Cluster"));
+        let p = ComposeProject::resolve(&ProjectSource { name_flag: Some("My-Cluster"), ..src.clone() }).expect("-p");
         assert_eq!(p.name, "my-cluster");
         assert_eq!(p.env_file.as_deref(), Some("B=1\n"));
         assert!(p.environment.is_empty());
@@ -642,9 +638,10 @@ mod tests {
             std::env::set_var("OPERATOR_TEST_SECRET", "s3cret");
         }
         let declared = vec!["OPERATOR_TEST_TAG".to_string(), "OPERATOR_TEST_UNSET".to_string()];
-        let p = ComposeProject::resolve(&ProjectSource { env: &declared, ..ProjectSource::plain(&sub) }).expect("ok");
+        let src = ProjectSource { name_flag: Some("p"), ..ProjectSource::plain(&sub) };
+        let p = ComposeProject::resolve(&ProjectSource { env: &declared, ..src.clone() }).expect("ok");
         assert_eq!(p.environment, vec![("OPERATOR_TEST_TAG".to_string(), "1".to_string())]);
-        let p = ComposeProject::resolve(&ProjectSource::plain(&sub)).expect("ok");
+        let p = ComposeProject::resolve(&src).expect("ok");
         assert!(p.environment.is_empty());
     }
 

@@ -281,8 +281,14 @@ impl Manifest {
             Some(d) => {
                 let mut urls = BTreeMap::new();
                 for (name, url) in d.urls {
-                    parse_endpoint_url(url.get_ref()).map_err(|m| invalid(Some(url.span()), m))?;
-                    urls.insert(name, url.into_inner());
+                    let parsed = parse_endpoint_url(url.get_ref()).map_err(|m| invalid(Some(url.span()), m))?;
+                    if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+                        return Err(invalid(
+                            Some(url.span()),
+                            format!("urls: `{}` is not a name", crate::text::escape(&name)),
+                        ));
+                    }
+                    urls.insert(name, parsed.to_string());
                 }
                 let compose_file = match d.compose_file {
                     Some(f) => {
@@ -488,7 +494,7 @@ memory = "64MiB"
         let m = Manifest::parse(Path::new("m.toml"), text).expect("valid");
         let d = m.deployment.expect("deployment");
         assert_eq!(d.compose_file.as_deref(), Some("c.yaml"));
-        assert_eq!(d.urls["grafana"], "http://127.0.0.1:3000");
+        assert_eq!(d.urls["grafana"], "http://127.0.0.1:3000/");
         assert_eq!(d.docker.cap_add, vec!["NET_ADMIN".to_string()]);
         assert!(!d.docker.privileged);
         let e = error_of("[deployment.docker]\nprivilegd = true\n");

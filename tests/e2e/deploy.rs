@@ -374,6 +374,13 @@ fn a_hostile_driver_cannot_leave_its_project() {
         .stderr_has(&format!("a volume named {squatted} exists but is not project {project}'s"));
     docker(&["volume", "rm", &squatted]);
 
+    // Taking a foreign container's name, or its ID, reveals and reaches nothing.
+    let foreign_id = docker(&["inspect", "-f", "{{.Id}}", &foreign]).trim().to_string();
+    let r = attack("named", &foreign);
+    r.expect_code(1).stderr_has(&format!("the name {foreign} is taken by a container outside project {project}"));
+    assert!(!r.stderr.contains(&foreign_id), "the daemon's message leaked the foreign ID: {}", r.stderr);
+    attack("named", &foreign_id).expect_code(1).stderr_has("reads as a container ID");
+
     let r = attack("list-foreign", "");
     r.expect_code(1).stderr_has("saw: [");
     assert!(!r.stderr.contains(&foreign), "the driver saw a foreign container: {}", r.stderr);

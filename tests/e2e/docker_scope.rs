@@ -192,6 +192,27 @@ fn the_project_is_the_subjects_whatever_the_compose_file_names() {
     }
     assert_eq!(leftovers(&foreign).len(), 2);
     scrub(&foreign);
+
+    // A subject named `Atk-Vic.` is not folded into project `atk-vic` (another subject's).
+    let s = Subject::new(&format!("{}.", name.to_uppercase()), &compose, "");
+    s.deploy(&["status"]).expect_code(2).stderr_has("is not a project name as it is").stderr_has("-p");
+}
+
+#[test]
+fn a_subject_folder_inside_the_engines_data_root_is_refused() {
+    let (_lock, name) = begin("e2e-dataroot");
+    // A subject reached through a symlink into a volume: a container could rewrite its manifest.
+    let volume = format!("{name}-store");
+    docker(&["volume", "create", &volume]);
+    let mountpoint = PathBuf::from(docker(&["volume", "inspect", "-f", "{{.Mountpoint}}", &volume]).trim());
+    std::fs::write(mountpoint.join("operator.toml"), "").expect("write into the volume (run as root)");
+    std::fs::write(mountpoint.join("docker-compose.yaml"), "services:\n  a:\n    image: x\n").expect("write");
+    let subjects = tempfile::tempdir().expect("tempdir");
+    std::os::unix::fs::symlink(&mountpoint, subjects.path().join(&name)).expect("symlink");
+    let r = run(operator().arg("--subjects-dir").arg(subjects.path()).args(["deploy", "local", "up", &name]));
+    r.expect_code(1).stderr_has("lies inside Docker's data root");
+    assert_eq!(leftovers(&name), Vec::<String>::new());
+    docker(&["volume", "rm", &volume]);
 }
 
 #[test]
@@ -345,6 +366,15 @@ fn text_from_a_driver_cannot_drive_the_terminal() {
         r.stderr_has("\\x1b[2K\\x0d\\x1b[1Adeployment finished");
     }
     scrub(&name);
+    // The URLs a manifest shows after `up` cannot carry control sequences either.
+    let s = Subject::new(
+        &name,
+        "services:\n  a:\n    image: x\n",
+        "[deployment.urls]\n\"grafana\\u001b[2K\" = \"http://127.0.0.1:3000/\"\n",
+    );
+    let r = s.deploy(&["status"]);
+    r.expect_code(1).stderr_has("urls: `grafana\\x1b[2K` is not a name");
+    assert!(!r.stderr.contains('\u{1b}'), "{}", r.stderr);
 }
 
 /// Stand-ins for the TiKV subject's images, built locally from the busybox image: they sleep

@@ -132,6 +132,17 @@ fn a_components_log_cannot_drive_the_terminal() {
     let r = call(&["log-message", "\u{1b}[2K\rall good\u{9b}31m\u{202e}"]);
     r.expect_code(0).stderr_has("\\x1b[2K\\x0dall good\\u{9b}31m\\u{202e}");
     assert!(!r.stderr.contains('\u{1b}') && !r.stderr.contains('\u{9b}'), "{}", r.stderr);
+    // Nor can a name it makes up, shown in a denial and in debug logs.
+    let r = run(operator().arg("-vv").arg("call").arg(hostile()).args([
+        "fetch",
+        "ok\rFAKE\u{202e}\u{1b}[31m",
+        "GET",
+        "/x",
+    ]));
+    r.expect_code(1).stderr_has("endpoint `ok\\x0dFAKE\\u{202e}\\x1b[31m` is not granted");
+    for raw in ['\r', '\u{202e}', '\u{1b}'] {
+        assert!(!r.stderr.contains(raw) && !r.stdout.contains(raw), "{raw:?} reached the terminal:\n{}", r.stderr);
+    }
 }
 
 #[test]

@@ -130,7 +130,9 @@ fn resolve(ctx: &Context, common: &Common, labels_suffice: bool) -> anyhow::Resu
     };
     let resolved = if labels_suffice { ComposeProject::resolve_or_labels(&src) } else { ComposeProject::resolve(&src) };
     let project = resolved.map_err(|e| match e {
-        deploy::ProjectError::BadName(_) => anyhow::Error::new(UsageError(e.to_string())),
+        deploy::ProjectError::BadName(_) | deploy::ProjectError::UnusableName(_) => {
+            anyhow::Error::new(UsageError(e.to_string()))
+        }
         deploy::ProjectError::NoComposeFile { .. } if common.subject.is_none() => anyhow::Error::new(UsageError(
             format!("{e}; name a subject (available: {})", ctx.subjects.names().join(", ")),
         )),
@@ -217,7 +219,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
                     if !urls.is_empty() {
                         println!();
                         for (name, url) in urls {
-                            println!("{name:<12} {url}");
+                            println!("{:<12} {}", escape(&name), escape(&url));
                         }
                     }
                 }

@@ -42,6 +42,9 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
                     "allow": e.rules.iter().map(|r| json!({"methods": r.methods, "paths": r.paths})).collect::<Vec<_>>(),
                 })).collect::<Vec<_>>(),
                 "deployment": m.deployment.as_ref().map(|d| json!({
+                    "driver": d.driver,
+                    "compose_file": d.compose_file,
+                    "urls": d.urls,
                     "env": d.env,
                     "registries": d.registries,
                     "docker": docker_grants(&d.docker),
@@ -106,7 +109,16 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
                     Some(r) => r.join(", "),
                     None => "those the compose file names literally".into(),
                 };
+                let e = |t: &str| operator_runtime::text::escape(t).into_owned();
+                println!(
+                    "  deployment: driver {}, compose file {}",
+                    e(d.driver.as_deref().unwrap_or("compose")),
+                    e(d.compose_file.as_deref().unwrap_or("(compose's default names)"))
+                );
                 println!("  deployment: environment variables passed: {env}; registries: {registries}");
+                for (name, url) in &d.urls {
+                    println!("  deployment: shows {} = {}", e(name), e(url));
+                }
                 let docker = docker_grants(&d.docker);
                 if docker.is_empty() {
                     println!("  docker: nothing beyond the project's own resources");

@@ -111,7 +111,7 @@ pub fn print_error(e: &anyhow::Error, output: Output) {
         });
     if let Some(f) = e.downcast_ref::<FailedCall>() {
         if let CallError::Trap { backtrace: Some(bt), .. } = &f.error {
-            tracing::info!("wasm backtrace:\n{bt}");
+            tracing::info!("wasm backtrace:\n{}", escape_lines(bt));
         }
         for d in &f.report.denials {
             denial(&d.reason, &d.hint);

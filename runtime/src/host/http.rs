@@ -100,8 +100,16 @@ const FORBIDDEN_HEADERS: &[&str] = &[
     "x-rewrite-url",
     "x-original-uri",
     "forwarded",
+    "x-forwarded",
     "x-real-ip",
     "x-client-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "x-cluster-client-ip",
+    "x-original-host",
+    "x-host",
+    "via",
 ];
 /// Header prefixes the host controls (`Proxy-*`, `X-Forwarded-*`).
 const FORBIDDEN_HEADER_PREFIXES: &[&str] = &["proxy-", "x-forwarded-"];
@@ -267,10 +275,32 @@ pub fn check_path(path: &str) -> Result<(), &'static str> {
             return Err("must not contain `.` or `..` segments");
         }
     }
+    // Escaped bytes must decode to valid UTF-8: a lenient decoder reads an overlong `%C0%AE`
+    // as `.`.
+    if percent_decode(path).is_none() {
+        return Err("encodes bytes that are not valid UTF-8");
+    }
     if path[1..].split('/').rev().skip(1).any(str::is_empty) {
         return Err("must not contain empty segments (`//`)");
     }
     Ok(())
+}
+
+/// The path with its `%XX` escapes decoded, if that is valid UTF-8 (overlong forms are not).
+fn percent_decode(path: &str) -> Option<String> {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            out.push(u8::from_str_radix(path.get(i + 1..i + 3)?, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// True when `prefix` covers `path` on whole segments.
@@ -452,7 +482,7 @@ impl wit::Host for HostState {
         let authorized = match self.http.authorize(&request) {
             Ok(a) => a,
             Err(Refusal::Denied { reason, hint }) => {
-                tracing::debug!(component = self.component, "denied: {reason}");
+                tracing::debug!(component = self.component, "denied: {}", crate::text::escape(&reason));
                 self.denials.push(RecordedDenial {
                     capability: "http".into(),
                     reason: reason.clone(),
@@ -578,6 +608,9 @@ allow = [
             "/pd/api/v1/stores/..;/config",
             "/pd/api/v1/stores;x=1",
             "/pd/api/v1/stores/..%3b/config",
+            "/pd/api/v1/stores/%C0%AE%C0%AE/config",
+            "/pd/api/v1/stores/%E0%80%AE",
+            "/pd/api/v1/stores/%ff",
         ] {
             assert!(
                 matches!(grants().authorize(&req("pd", "GET", path)), Err(Refusal::Invalid(_))),
@@ -603,6 +636,12 @@ allow = [
             ("X-Forwarded-For", "127.0.0.1"),
             ("X-Forwarded-Host", "internal"),
             ("Forwarded", "for=127.0.0.1"),
+            ("X-Forwarded", "for=127.0.0.1"),
+            ("True-Client-IP", "127.0.0.1"),
+            ("CF-Connecting-IP", "127.0.0.1"),
+            ("X-Original-Host", "internal"),
+            ("X-Host", "internal"),
+            ("Via", "1.1 internal"),
         ] {
             let mut r = req("pd", "GET", "/pd/api/v1/stores");
             r.headers = vec![(name.into(), value.into())];

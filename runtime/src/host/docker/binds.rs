@@ -14,6 +14,8 @@
 //!   container, so nothing a container can write decides a grant or a bind;
 //! - a source that is, contains or lies inside the Docker socket's folder needs
 //!   `docker-socket = true` (binding `/run` hands over the socket as surely as binding it);
+//! - nothing inside the engine's data root (`/var/lib/docker`: volumes, container layers) is
+//!   bound, granted or not: containers write there;
 //! - with a remote engine, host paths are another machine's: binds are refused.
 
 use std::os::unix::fs::FileTypeExt;
@@ -37,6 +39,8 @@ pub struct BindRules {
     /// The subject folder, canonical.
     pub project_dir: PathBuf,
     pub engine: EngineLocation,
+    /// The engine's data root, canonical, when it is known.
+    pub data_root: Option<PathBuf>,
 }
 
 impl BindRules {
@@ -119,6 +123,16 @@ impl BindRules {
             });
         }
 
+        if let Some(root) = self.data_root.as_ref().filter(|r| real.starts_with(r)) {
+            return Err(DockerError::Denied {
+                reason: format!(
+                    "service {service}: bind source {shown} lies inside Docker's data root {}, which containers \
+                     write (volumes, layers)",
+                    root.display()
+                ),
+                hint: "use a named volume of the project instead".into(),
+            });
+        }
         if !inside_roots {
             return Err(DockerError::Denied {
                 reason: format!(
@@ -174,14 +188,18 @@ mod tests {
     fn case() -> Case {
         let root = tempfile::tempdir().expect("tempdir");
         let r = root.path().canonicalize().expect("canonical");
-        for d in ["proj/conf", "proj/data/sub", "run", "srv/data/inner", "etc"] {
+        for d in ["proj/conf", "proj/data/sub", "run", "srv/data/inner", "etc", "docker/volumes/v/_data"] {
             std::fs::create_dir_all(r.join(d)).expect("mkdir");
         }
         std::fs::write(r.join("proj/operator.toml"), "").expect("write");
         let socket = r.join("run/docker.sock");
         let _listener = std::os::unix::net::UnixListener::bind(&socket).expect("socket");
         std::os::unix::fs::symlink(r.join("etc"), r.join("proj/escape")).expect("symlink");
-        let rules = BindRules { project_dir: r.join("proj"), engine: EngineLocation::Local { socket } };
+        let rules = BindRules {
+            project_dir: r.join("proj"),
+            engine: EngineLocation::Local { socket },
+            data_root: Some(r.join("docker")),
+        };
         Case { _root: root, root: r, rules }
     }
 
@@ -287,6 +305,16 @@ mod tests {
         std::os::unix::fs::symlink(c.root.join("etc"), c.root.join("proj/x")).expect("symlink");
         let real = c.rules.check(&DockerGrants::default(), "s", "x:/sub", true).expect("inside");
         assert_eq!(real, c.root.join("proj/x:/sub"));
+    }
+
+    #[test]
+    fn nothing_in_the_engines_data_root_is_bound_even_when_granted() {
+        let c = case();
+        let volume = c.root.join("docker/volumes/v/_data");
+        let g = DockerGrants { host_paths: vec![c.root.clone()], ..Default::default() };
+        let (reason, hint) = denied(c.rules.check(&g, "s", &volume.display().to_string(), true));
+        assert!(reason.contains("lies inside Docker's data root"), "{reason}");
+        assert!(hint.contains("named volume"), "{hint}");
     }
 
     #[test]

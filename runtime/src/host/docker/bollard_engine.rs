@@ -105,6 +105,13 @@ impl DockerEngine for BollardEngine {
         }
     }
 
+    fn data_root(&self) -> BoxFut<'_, Result<Option<std::path::PathBuf>, EngineError>> {
+        Box::pin(async move {
+            let info = self.docker.info().await.map_err(|e| self.map(e))?;
+            Ok(info.docker_root_dir.map(std::path::PathBuf::from))
+        })
+    }
+
     fn ping(&self) -> BoxFut<'_, Result<(), EngineError>> {
         Box::pin(async move {
             self.docker.ping().await.map(|_| ()).map_err(|e| match self.map(e) {

@@ -105,6 +105,9 @@ pub trait DockerEngine: Send + Sync {
     fn describe(&self) -> String;
     /// Whether host paths given to the engine are this machine's, and where its socket is.
     fn location(&self) -> EngineLocation;
+    /// Where the engine keeps images, containers and volumes (`/var/lib/docker`): containers
+    /// write below it, so nothing there may decide a grant or be bound.
+    fn data_root(&self) -> BoxFut<'_, Result<Option<std::path::PathBuf>, EngineError>>;
     fn ping(&self) -> BoxFut<'_, Result<(), EngineError>>;
 
     /// Networks carrying every label of `labels` (`key=value` each).

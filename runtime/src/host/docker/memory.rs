@@ -40,6 +40,8 @@ pub struct State {
 pub struct MemoryEngine {
     pub state: Arc<Mutex<State>>,
     pub location: EngineLocation,
+    /// The engine's data root, as `docker info` reports it.
+    pub data_root: Option<std::path::PathBuf>,
     /// Set when a log stream handed out was dropped (its reader stopped).
     pub log_stream_dropped: Arc<AtomicBool>,
 }
@@ -50,6 +52,7 @@ impl MemoryEngine {
         MemoryEngine {
             state: Arc::new(Mutex::new(State::default())),
             location: EngineLocation::Local { socket: socket.to_path_buf() },
+            data_root: None,
             log_stream_dropped: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -94,6 +97,9 @@ impl DockerEngine for MemoryEngine {
     }
     fn ping(&self) -> BoxFut<'_, Result<(), EngineError>> {
         ready(Ok(()))
+    }
+    fn data_root(&self) -> BoxFut<'_, Result<Option<std::path::PathBuf>, EngineError>> {
+        ready(Ok(self.data_root.clone()))
     }
 
     fn list_networks<'a>(&'a self, labels: &'a [String]) -> BoxFut<'a, Result<Vec<NetworkView>, EngineError>> {

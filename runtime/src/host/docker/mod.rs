@@ -88,6 +88,14 @@ fn info(c: ProjectContainer) -> wit::ContainerInfo {
     }
 }
 
+/// How many containers a log stream over `names` reads.
+fn unique_sources(names: &[String]) -> usize {
+    let mut unique: Vec<&String> = names.iter().collect();
+    unique.sort();
+    unique.dedup();
+    unique.len()
+}
+
 fn seconds(ms: Option<u64>) -> Option<i64> {
     ms.map(|ms| i64::try_from(ms.div_ceil(1000)).unwrap_or(i64::MAX))
 }
@@ -223,7 +231,7 @@ impl wit::Host for HostState {
         tail: Option<u32>,
         follow: bool,
     ) -> wasmtime::Result<Result<Resource<LogStream>, wit::DockerError>> {
-        let slot = match self.docker_streams.acquire() {
+        let slot = match self.docker_streams.acquire(unique_sources(&names)) {
             Ok(slot) => slot,
             Err(e) => return Ok(Err(to_wit_error(e))),
         };
@@ -237,7 +245,7 @@ impl wit::Host for HostState {
         Ok(Ok(self.table().push(stream)?))
     }
     async fn subscribe_events(&mut self) -> wasmtime::Result<Result<Resource<EventStream>, wit::DockerError>> {
-        let slot = match self.docker_streams.acquire() {
+        let slot = match self.docker_streams.acquire(1) {
             Ok(slot) => slot,
             Err(e) => return Ok(Err(to_wit_error(e))),
         };

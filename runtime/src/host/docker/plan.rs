@@ -148,6 +148,11 @@ impl Planner<'_> {
         if !valid_key(&name) {
             return Err(invalid(service, format_args!("container name `{}` is not valid", crate::text::escape(&name))));
         }
+        // Docker takes a full or partial ID for a name: a name that reads as one could stand
+        // for another container.
+        if name.len() >= 12 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid(service, format_args!("container name `{name}` reads as a container ID")));
+        }
         ImageRef::parse(&spec.image).map_err(|e| invalid(service, e))?;
         Ok(name)
     }

@@ -103,6 +103,11 @@ impl std::fmt::Debug for ScopedDocker {
     }
 }
 
+/// Networks one project may have (each takes an address range from the engine's shared pools).
+pub const MAX_NETWORKS: usize = 32;
+/// Volumes one project may have.
+pub const MAX_VOLUMES: usize = 256;
+
 /// True for names Docker and compose accept as keys and names.
 pub fn valid_key(key: &str) -> bool {
     let mut chars = key.chars();
@@ -123,15 +128,45 @@ fn key(what: &str, key: &str) -> Result<(), DockerError> {
 }
 
 impl ScopedDocker {
-    /// A capability for `project` with these grants.
+    /// A capability for `project` with these grants (the engine's data root not yet known:
+    /// [`ScopedDocker::open`] is the checked way in).
     pub fn new(
         engine: Arc<dyn DockerEngine>,
         project: Project,
         grants: DockerGrants,
         progress: ProgressHandle,
     ) -> Self {
-        let binds = BindRules { project_dir: project.dir.clone(), engine: engine.location() };
+        let binds = BindRules { project_dir: project.dir.clone(), engine: engine.location(), data_root: None };
         ScopedDocker { engine, project, grants, binds, progress }
+    }
+
+    /// A capability for `project`, once the host has checked that the project is its to act
+    /// on: its folder does not lie in the engine's data root (where containers write: a
+    /// subject linked into a volume could have its manifest rewritten by a container), and it
+    /// holds no resource operator did not create.
+    pub async fn open(
+        engine: Arc<dyn DockerEngine>,
+        project: Project,
+        grants: DockerGrants,
+        progress: ProgressHandle,
+    ) -> Result<Self, DockerError> {
+        let mut docker = ScopedDocker::new(engine, project, grants, progress);
+        let root = docker.engine.data_root().await?;
+        let root = root.map(|r| r.canonicalize().unwrap_or(r));
+        if let Some(r) = root.as_ref().filter(|r| docker.project.dir.starts_with(r)) {
+            return Err(DockerError::Denied {
+                reason: format!(
+                    "the project folder {} lies inside Docker's data root {}, which containers write: a container \
+                     could rewrite its manifest or compose file",
+                    docker.project.dir.display(),
+                    r.display()
+                ),
+                hint: "keep subjects outside the engine's data root (a subject linked into a volume is refused)".into(),
+            });
+        }
+        docker.binds.data_root = root;
+        docker.check_ownership().await?;
+        Ok(docker)
     }
 
     /// The project's name.
@@ -216,13 +251,32 @@ impl ScopedDocker {
             .collect())
     }
 
-    /// Creates project network `key`, or returns the project's existing one.
+    /// Creates project network `key`, or returns the project's existing one. A network of that
+    /// name that is not the project's is a conflict (looked up first: older engines create
+    /// duplicate names).
     pub async fn create_network(&self, key: &str) -> Result<NetworkView, DockerError> {
         self::key("network", key)?;
-        if let Some((_, n)) = self.list_networks().await?.into_iter().find(|(k, _)| k == key) {
-            return Ok(n);
+        let ours = self.list_networks().await?;
+        if let Some((_, n)) = ours.iter().find(|(k, _)| k == key) {
+            return Ok(n.clone());
+        }
+        if ours.len() >= MAX_NETWORKS {
+            return Err(DockerError::LimitExceeded(format!(
+                "project {} has {MAX_NETWORKS} networks, the most a project may have",
+                self.project.name
+            )));
         }
         let name = self.project.resource_name(key);
+        match self.engine.inspect_network(&name).await {
+            Ok(existing) => return Err(self.foreign("network", &name, &existing.labels)),
+            Err(EngineError::NotFound(_)) => {}
+            Err(_) => {
+                return Err(DockerError::Conflict(format!(
+                    "networks named {name} exist outside project {}; remove them or choose another project name",
+                    self.project.name
+                )));
+            }
+        }
         let view = match self.engine.create_network(&name, self.owned_labels(labels::NETWORK, key)).await {
             Ok(id) => self.engine.inspect_network(&id).await?,
             Err(EngineError::Conflict(_)) => self.engine.inspect_network(&name).await?,
@@ -269,8 +323,15 @@ impl ScopedDocker {
     /// existing name with the existing volume, whoever made it: the labels decide.
     pub async fn create_volume(&self, key: &str) -> Result<VolumeView, DockerError> {
         self::key("volume", key)?;
-        if let Some((_, v)) = self.list_volumes().await?.into_iter().find(|(k, _)| k == key) {
-            return Ok(v);
+        let ours = self.list_volumes().await?;
+        if let Some((_, v)) = ours.iter().find(|(k, _)| k == key) {
+            return Ok(v.clone());
+        }
+        if ours.len() >= MAX_VOLUMES {
+            return Err(DockerError::LimitExceeded(format!(
+                "project {} has {MAX_VOLUMES} volumes, the most a project may have",
+                self.project.name
+            )));
         }
         let name = self.project.resource_name(key);
         self.engine.create_volume(&name, self.owned_labels(labels::VOLUME, key)).await?;
@@ -350,18 +411,30 @@ impl ScopedDocker {
     }
 
     /// Creates a container once every network and volume it uses exists and is the project's.
+    /// Networks and the new container are referred to by ID from here on: a name can be
+    /// another object's (Docker resolves a full ID before a name).
     pub async fn create_container(&self, spec: &ContainerSpec) -> Result<ProjectContainer, DockerError> {
-        let plan = self.plan_container(spec)?;
+        let mut plan = self.plan_container(spec)?;
         let service = &spec.service;
+        let mut network_ids = Vec::new();
         if !plan.networks.is_empty() {
             let networks = self.list_networks().await?;
-            for (key, _) in &plan.networks {
-                if !networks.iter().any(|(k, _)| k == key) {
+            for (key, aliases) in &plan.networks {
+                let Some((_, n)) = networks.iter().find(|(k, _)| k == key) else {
                     return Err(DockerError::NotFound(format!(
                         "service {service}: network `{key}` does not exist in project {}; create it first",
                         self.project.name
                     )));
-                }
+                };
+                network_ids.push((n.id.clone(), aliases.clone()));
+            }
+            if let (Some(host), Some((primary, aliases))) = (plan.body.host_config.as_mut(), network_ids.first()) {
+                host.network_mode = Some(primary.clone());
+                let endpoint =
+                    bollard::models::EndpointSettings { aliases: Some(aliases.clone()), ..Default::default() };
+                plan.body.networking_config = Some(bollard::models::NetworkingConfig {
+                    endpoints_config: Some(std::collections::HashMap::from([(primary.clone(), endpoint)])),
+                });
             }
         }
         if !plan.volumes.is_empty() {
@@ -376,15 +449,27 @@ impl ScopedDocker {
             }
         }
         let name = plan.name.clone();
-        self.engine.create_container(&name, plan.body).await.map_err(|e| match e {
-            EngineError::Conflict(m) => DockerError::Conflict(format!("container {name} already exists: {m}")),
-            EngineError::NotFound(m) => DockerError::ImageUnavailable(format!("service {service}: {m}")),
-            other => other.into(),
-        })?;
-        for (key, aliases) in plan.networks.into_iter().skip(1) {
-            self.engine.connect_network(&self.project.resource_name(&key), &name, aliases).await?;
+        let id = match self.engine.create_container(&name, plan.body).await {
+            Ok(id) => id,
+            // The daemon's message names the other container's ID: not the driver's to know.
+            Err(EngineError::Conflict(_)) => {
+                let ours = self.list_containers().await?.into_iter().any(|c| c.view.name == name);
+                return Err(DockerError::Conflict(if ours {
+                    format!("container {name} already exists in project {}", self.project.name)
+                } else {
+                    format!("the name {name} is taken by a container outside project {}", self.project.name)
+                }));
+            }
+            Err(EngineError::NotFound(m)) => {
+                return Err(DockerError::ImageUnavailable(format!("service {service}: {m}")));
+            }
+            Err(other) => return Err(other.into()),
+        };
+        for (network, aliases) in network_ids.into_iter().skip(1) {
+            self.engine.connect_network(&network, &id, aliases).await?;
         }
-        self.inspect_container(&name).await
+        let view = self.engine.inspect_container(&id).await?;
+        Ok(project_container(view))
     }
 
     /// The project's containers (stopped ones included, one-off ones not).

@@ -5,10 +5,11 @@
 //!   newlines costs [`MAX_LINE`] of memory, not all it printed.
 //! - The readers belong to their stream: dropping the stream (the guest dropped it, the call
 //!   ended) aborts them, even while they wait on a container that prints nothing.
-//! - A call holds at most [`MAX_OPEN_STREAMS`] streams at once ([`StreamSlots`]).
+//! - A call holds at most [`MAX_OPEN_STREAMS`] streams at once, reading from at most
+//!   [`MAX_SOURCES`] containers in all ([`StreamSlots`]): each source is one connection to the
+//!   engine and one reader.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -23,6 +24,8 @@ use super::error::DockerError;
 pub const MAX_LINE: usize = 64 * 1024;
 /// Streams (log and event alike) one call may hold open.
 pub const MAX_OPEN_STREAMS: usize = 16;
+/// Sources (a container's logs, the event feed) a call's open streams may read in all.
+pub const MAX_SOURCES: usize = 64;
 /// Lines handed out per `next`.
 const BATCH: usize = 512;
 
@@ -43,33 +46,46 @@ pub struct ProjectEvent {
     pub action: String,
 }
 
-/// Counts a call's open streams.
+/// Counts a call's open streams and the sources they read.
 #[derive(Debug, Clone, Default)]
 pub struct StreamSlots {
-    open: Arc<AtomicUsize>,
+    /// Open streams and sources, together so both are taken or freed at once.
+    open: Arc<std::sync::Mutex<(usize, usize)>>,
 }
 
-/// One open stream's place in its call's count; freed on drop.
+/// One open stream's place in its call's counts; freed on drop.
 #[derive(Debug)]
-pub struct Slot(Arc<AtomicUsize>);
+pub struct Slot {
+    open: Arc<std::sync::Mutex<(usize, usize)>>,
+    sources: usize,
+}
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.0 = open.0.saturating_sub(1);
+        open.1 = open.1.saturating_sub(self.sources);
     }
 }
 
 impl StreamSlots {
-    /// Takes a slot, or says the call holds too many streams.
-    pub fn acquire(&self) -> Result<Slot, DockerError> {
-        let taken =
-            self.open.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < MAX_OPEN_STREAMS).then_some(n + 1));
-        match taken {
-            Ok(_) => Ok(Slot(self.open.clone())),
-            Err(_) => Err(DockerError::LimitExceeded(format!(
+    /// Takes a slot for a stream reading `sources` sources, or says the call holds too many.
+    pub fn acquire(&self, sources: usize) -> Result<Slot, DockerError> {
+        let sources = sources.max(1);
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if open.0 >= MAX_OPEN_STREAMS {
+            return Err(DockerError::LimitExceeded(format!(
                 "{MAX_OPEN_STREAMS} log and event streams are already open in this call; drop one first"
-            ))),
+            )));
         }
+        if open.1 + sources > MAX_SOURCES {
+            return Err(DockerError::LimitExceeded(format!(
+                "this call's open streams already read {} containers; at most {MAX_SOURCES} in all",
+                open.1
+            )));
+        }
+        *open = (open.0 + 1, open.1 + sources);
+        Ok(Slot { open: self.open.clone(), sources })
     }
 }
 
@@ -297,6 +313,8 @@ mod tests {
         assert_eq!(out.iter().map(String::len).sum::<usize>(), big.len());
     }
 
+    use std::sync::atomic::Ordering;
+
     #[tokio::test]
     async fn dropping_a_stream_stops_its_readers() {
         let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -329,11 +347,15 @@ mod tests {
     }
 
     #[test]
-    fn a_call_holds_a_bounded_number_of_streams() {
+    fn a_call_holds_a_bounded_number_of_streams_and_sources() {
         let slots = StreamSlots::default();
-        let held: Vec<Slot> = (0..MAX_OPEN_STREAMS).map(|_| slots.acquire().expect("free")).collect();
-        assert!(matches!(slots.acquire(), Err(DockerError::LimitExceeded(_))));
+        let held: Vec<Slot> = (0..MAX_OPEN_STREAMS).map(|_| slots.acquire(1).expect("free")).collect();
+        assert!(matches!(slots.acquire(1), Err(DockerError::LimitExceeded(_))));
         drop(held);
-        assert!(slots.acquire().is_ok());
+        let wide = slots.acquire(MAX_SOURCES - 1).expect("free");
+        assert!(matches!(slots.acquire(2), Err(DockerError::LimitExceeded(m)) if m.contains("at most 64")));
+        let last = slots.acquire(1).expect("one source left");
+        drop((wide, last));
+        assert!(slots.acquire(MAX_SOURCES).is_ok());
     }
 }

@@ -46,6 +46,7 @@ impl Case {
         BindRules {
             project_dir: self.project.dir.clone(),
             engine: EngineLocation::Local { socket: self.root.join("run/docker.sock") },
+            data_root: None,
         }
     }
 
@@ -451,4 +452,101 @@ fn an_engine_elsewhere_gets_no_binds() {
     let (reason, _) =
         denied(docker.plan_container(&wit::ContainerSpec { mounts: vec![bind("conf", true)], ..spec("a") }));
     assert!(reason.contains("tcp://10.0.0.1:2375"), "{reason}");
+}
+
+#[test]
+fn a_name_that_reads_as_a_container_id_is_refused() {
+    let c = case();
+    let id = "e90cf57b".repeat(8);
+    let m = invalid(c.plan(&DockerGrants::default(), &wit::ContainerSpec { container_name: Some(id), ..spec("a") }));
+    assert!(m.contains("reads as a container ID"), "{m}");
+}
+
+#[test]
+fn networks_and_new_containers_are_referred_to_by_id() {
+    let c = case();
+    let engine = c.engine();
+    let docker = c.scoped(&engine, "p", DockerGrants::default());
+    let two = wit::ContainerSpec {
+        network: wit::NetworkMode::Networks(vec![
+            wit::NetworkAttachment { network: "default".into(), aliases: vec!["a".into()] },
+            wit::NetworkAttachment { network: "second".into(), aliases: vec!["b".into()] },
+        ]),
+        ..spec("a")
+    };
+    block(async {
+        let first = docker.create_network("default").await.expect("network");
+        let second = docker.create_network("second").await.expect("network");
+        let created = docker.create_container(&two).await.expect("created");
+        let state = engine.lock();
+        let held = state.containers.iter().find(|k| k.view.id == created.view.id).expect("held");
+        let host = held.body.host_config.clone().expect("host");
+        assert_eq!(host.network_mode, Some(first.id.clone()));
+        let endpoints = held.body.networking_config.clone().and_then(|n| n.endpoints_config).expect("endpoints");
+        assert!(endpoints.contains_key(&first.id), "{endpoints:?}");
+        assert_eq!(held.connected, vec![(second.id.clone(), vec!["b".to_string()])]);
+    });
+}
+
+#[test]
+fn a_name_taken_outside_the_project_is_a_conflict_that_names_nothing_foreign() {
+    let c = case();
+    let engine = c.engine();
+    let docker = c.scoped(&engine, "p", DockerGrants::default());
+    block(async {
+        docker.create_network("default").await.expect("network");
+        // Someone else's container holds the name this project would use.
+        let body = bollard::models::ContainerCreateBody::default();
+        let foreign_id = engine.create_container("p-a-1", body).await.expect("foreign");
+        let e = docker.create_container(&spec("a")).await.expect_err("taken");
+        assert!(
+            matches!(&e, DockerError::Conflict(m) if m == "the name p-a-1 is taken by a container outside project p"),
+            "{e:?}"
+        );
+        assert!(!format!("{e:?}").contains(&foreign_id));
+        // A network of the project's name that is not the project's is refused too.
+        engine.create_network("p_other", Default::default()).await.expect("foreign network");
+        let e = docker.create_network("other").await.expect_err("taken");
+        assert!(matches!(&e, DockerError::Conflict(m) if m.contains("operator did not create it")), "{e:?}");
+    });
+}
+
+#[test]
+fn a_project_has_a_bounded_number_of_networks() {
+    let c = case();
+    let engine = c.engine();
+    let docker = c.scoped(&engine, "p", DockerGrants::default());
+    block(async {
+        for i in 0..super::scope::MAX_NETWORKS {
+            docker.create_network(&format!("n{i}")).await.expect("network");
+        }
+        assert!(matches!(docker.create_network("one-more").await, Err(DockerError::LimitExceeded(_))));
+        // An existing one is still returned.
+        assert!(docker.create_network("n0").await.is_ok());
+    });
+}
+
+#[test]
+fn a_project_folder_inside_the_engines_data_root_is_refused() {
+    let c = case();
+    let mut engine = c.engine();
+    engine.data_root = Some(c.root.clone());
+    block(async {
+        let p = c.project.clone();
+        let e = ScopedDocker::open(Arc::new(engine.clone()), p, DockerGrants::default(), ProgressHandle::default())
+            .await
+            .expect_err("inside the data root");
+        let (reason, _) = denied::<()>(Err(e));
+        assert!(reason.contains("lies inside Docker's data root"), "{reason}");
+        // The data root elsewhere: the project opens, and nothing in the data root is bound.
+        engine.data_root = Some(c.root.join("data"));
+        let grants = DockerGrants { host_paths: vec![c.root.clone()], ..Default::default() };
+        let docker = ScopedDocker::open(Arc::new(engine), c.project.clone(), grants, ProgressHandle::default())
+            .await
+            .expect("elsewhere");
+        let inside = c.root.join("data/d");
+        let with_bind = wit::ContainerSpec { mounts: vec![bind(inside.to_str().expect("utf-8"), true)], ..spec("a") };
+        let (reason, _) = denied(docker.plan_container(&with_bind));
+        assert!(reason.contains("lies inside Docker's data root"), "{reason}");
+    });
 }

@@ -153,6 +153,8 @@ impl Guest for Hostile {
                 labels: vec![("dev.operator.project".into(), "someone-else".into())],
                 ..spec("l")
             }),
+            // A container named after another object: its name, or its ID.
+            "named" => create(ContainerSpec { container_name: Some(target.clone()), ..spec("named") }),
             "no-network" => create(ContainerSpec { network: NetworkMode::Networks(vec![]), ..spec("n") }),
             "undeclared-volume" => create(ContainerSpec {
                 mounts: vec![Mount::Volume(VolumeMount {
