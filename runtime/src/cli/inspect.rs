@@ -66,7 +66,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     println!("size       {}", ByteSize(file.bytes.len() as u64));
     println!(
         "world      {}{}",
-        info.world,
+        operator_runtime::text::escape(&info.world),
         info.contract.as_deref().map(|c| format!(" (implements the {c} contract)")).unwrap_or_default()
     );
     // Names and signatures come from the component's bytes: shown, never obeyed.
