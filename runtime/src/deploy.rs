@@ -38,6 +38,9 @@ pub const MAX_FILE: u64 = 4 * 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct ComposeProject {
     pub name: String,
+    /// The user named the project (`-p`, `COMPOSE_PROJECT_NAME`): it may have been deployed
+    /// from another folder. Otherwise its resources must come from this folder.
+    pub named: bool,
     /// Absolute project folder.
     pub dir: PathBuf,
     pub files: Vec<(PathBuf, String)>,
@@ -187,27 +190,31 @@ impl ComposeProject {
             };
         };
         let env_file = read_inside(&dir, &dir.join(".env"), src.writable)?;
-        let name = project_name(src, &dir)?;
+        let (name, named) = project_name(src, &dir)?;
         let environment = src.env.iter().filter_map(|n| std::env::var(n).ok().map(|v| (n.clone(), v))).collect();
         let registries = match src.registries {
             Some(list) => list.to_vec(),
             None => literal_registries(&text),
         };
-        Ok(ComposeProject { name, dir, files: vec![(path, text)], env_file, environment, registries })
+        Ok(ComposeProject { name, named, dir, files: vec![(path, text)], env_file, environment, registries })
     }
 
     /// Like [`ComposeProject::resolve`], but a missing compose file is allowed: `down` and
     /// `status` work from the containers' labels alone.
     pub fn resolve_or_labels(src: &ProjectSource) -> Result<Self, ProjectError> {
         match Self::resolve(src) {
-            Err(ProjectError::NoComposeFile { dir }) => Ok(ComposeProject {
-                name: project_name(src, &dir)?,
-                dir,
-                files: Vec::new(),
-                env_file: None,
-                environment: Vec::new(),
-                registries: Vec::new(),
-            }),
+            Err(ProjectError::NoComposeFile { dir }) => {
+                let (name, named) = project_name(src, &dir)?;
+                Ok(ComposeProject {
+                    name,
+                    named,
+                    dir,
+                    files: Vec::new(),
+                    env_file: None,
+                    environment: Vec::new(),
+                    registries: Vec::new(),
+                })
+            }
             other => other,
         }
     }
@@ -230,11 +237,13 @@ impl ComposeProject {
 /// The project name: `-p`, `COMPOSE_PROJECT_NAME`, the subject, the folder (the user's choices
 /// first; nothing from the files). A subject's or folder's name is used only when it is a
 /// project name as it is.
-fn project_name(src: &ProjectSource, dir: &Path) -> Result<String, ProjectError> {
+/// Also says whether the user named it (`-p`, `COMPOSE_PROJECT_NAME`).
+fn project_name(src: &ProjectSource, dir: &Path) -> Result<(String, bool), ProjectError> {
     let explicit = src
         .name_flag
         .map(String::from)
         .or_else(|| std::env::var("COMPOSE_PROJECT_NAME").ok().filter(|n| !n.is_empty()));
+    let named = explicit.is_some();
     let name = match explicit {
         Some(n) => {
             let lower = n.to_lowercase();
@@ -256,7 +265,7 @@ fn project_name(src: &ProjectSource, dir: &Path) -> Result<String, ProjectError>
             base
         }
     };
-    Ok(name)
+    Ok((name, named))
 }
 
 /// Compose's rule for a project name.
@@ -447,10 +456,83 @@ pub enum OpenError {
     /// The project holds resources this host did not create, or Docker failed.
     #[error("{0}")]
     Project(DockerError),
+    /// Commands on one project take turns; the lock could not be taken.
+    #[error("cannot lock project {project}: {source}")]
+    Lock {
+        project: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// One operator command at a time on a project, across processes: two `up`s at once would each
+/// create what the other is creating (networks of the same name on engines that allow it, past
+/// the project's caps). Held for the command's life; the kernel releases it if the process dies.
+#[derive(Debug)]
+pub struct ProjectLock {
+    _file: std::fs::File,
+}
+
+impl ProjectLock {
+    /// Takes the lock of `project`, waiting (and saying so) while another command holds it.
+    pub async fn acquire(project: &str) -> Result<ProjectLock, OpenError> {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::OpenOptionsExt;
+        let err = |source| OpenError::Lock { project: project.into(), source };
+        let path = lock_dir().map_err(err)?.join(format!("{project}.lock"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(err)?;
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(ProjectLock { _file: file });
+        }
+        let busy = std::io::Error::last_os_error();
+        if busy.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(err(busy));
+        }
+        eprintln!("waiting: another operator command is acting on project {project}");
+        let file = tokio::task::spawn_blocking(move || {
+            // SAFETY: as above; this blocks until the other holder is done.
+            match unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } {
+                0 => Ok(file),
+                _ => Err(std::io::Error::last_os_error()),
+            }
+        })
+        .await
+        .map_err(|e| err(std::io::Error::other(e)))?
+        .map_err(err)?;
+        Ok(ProjectLock { _file: file })
+    }
+}
+
+/// `$XDG_RUNTIME_DIR/operator/locks`, else `<tmp>/operator-<uid>/locks`: private to the user.
+fn lock_dir() -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    let base = match std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).filter(|d| d.is_dir()) {
+        Some(d) => d.join("operator"),
+        None => std::env::temp_dir().join(format!("operator-{uid}")),
+    };
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(base.join("locks"))?;
+    for d in [base.clone(), base.join("locks")] {
+        let meta = std::fs::symlink_metadata(&d)?;
+        if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o022 != 0 {
+            return Err(std::io::Error::other(format!("{} is not a private folder of yours; remove it", d.display())));
+        }
+    }
+    Ok(base.join("locks"))
 }
 
 /// A deployment driver ready to call for one project.
 pub struct Deployer<'r> {
+    _lock: ProjectLock,
     runtime: &'r Runtime,
     component: &'r LoadedComponent,
     pre: b::DeploymentDriverPre<HostState>,
@@ -459,8 +541,8 @@ pub struct Deployer<'r> {
 }
 
 impl<'r> Deployer<'r> {
-    /// Checks that `component` implements the DeploymentTarget contract and that the project
-    /// is this host's to act on, and scopes Docker to it.
+    /// Checks that `component` implements the DeploymentTarget contract, takes the project's
+    /// lock, checks that the project is this host's to act on, and scopes Docker to it.
     pub async fn open(
         runtime: &'r Runtime,
         component: &'r LoadedComponent,
@@ -481,10 +563,12 @@ impl<'r> Deployer<'r> {
             dir: project.dir.clone(),
             config_files: project.files.iter().map(|(p, _)| p.clone()).collect(),
             registries: project.registries.clone(),
+            named: project.named,
         };
+        let lock = ProjectLock::acquire(&project.name).await?;
         let docker = ScopedDocker::open(engine, scope, grants, progress.clone()).await.map_err(OpenError::Project)?;
         let policy = Policy { docker: Some(Arc::new(docker)), limits, progress, ..Policy::default() };
-        Ok(Deployer { runtime, component, pre, project, policy })
+        Ok(Deployer { _lock: lock, runtime, component, pre, project, policy })
     }
 
     /// The project being deployed.
@@ -671,6 +755,22 @@ mod tests {
         let writable = vec![sub.join("data").canonicalize().expect("canonical")];
         let src = ProjectSource { compose_file: Some("data/c.yaml"), writable: &writable, ..src };
         assert!(matches!(ComposeProject::resolve(&src), Err(ProjectError::Writable { .. })));
+    }
+
+    #[tokio::test]
+    async fn commands_on_one_project_take_turns() {
+        let project = format!("unit-lock-{}", std::process::id());
+        let first = ProjectLock::acquire(&project).await.expect("free");
+        let waiting = tokio::spawn({
+            let project = project.clone();
+            async move { ProjectLock::acquire(&project).await.map(|_| std::time::Instant::now()) }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!waiting.is_finished(), "the second command did not wait");
+        let released = std::time::Instant::now();
+        drop(first);
+        let acquired = waiting.await.expect("joined").expect("locked");
+        assert!(acquired >= released);
     }
 
     #[test]

@@ -144,6 +144,11 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
+    /// A manifest names a component path outside its subject folder.
+    #[error(
+        "{path} resolves to {real}, outside the subject folder {folder}; a manifest names components by name or inside its folder"
+    )]
+    Outside { path: PathBuf, real: PathBuf, folder: PathBuf },
     #[error("component `{name}` is {size} bytes, above the {limit}-byte limit")]
     TooBig { name: String, size: u64, limit: u64 },
     #[error("compiling component `{name}` took longer than {}; it may be hostile or huge", format_duration(*limit))]

@@ -33,6 +33,8 @@ use crate::limits::{ByteSize, HumanDuration, LimitOverrides, MAX_MEMORY};
 
 /// The conventional file name of a subject's grant manifest.
 pub const MANIFEST_FILE: &str = "operator.toml";
+/// Largest manifest read.
+pub const MAX_MANIFEST: u64 = 1024 * 1024;
 
 /// A parsed, validated grant manifest.
 #[derive(Debug, Clone)]
@@ -210,8 +212,14 @@ struct RawLimits {
 impl Manifest {
     /// Reads and validates a manifest file.
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ManifestError::Read { path: path.to_path_buf(), source })?;
+        use std::io::Read as _;
+        let read = |source| ManifestError::Read { path: path.to_path_buf(), source };
+        let meta = std::fs::metadata(path).map_err(read)?;
+        if !meta.is_file() || meta.len() > MAX_MANIFEST {
+            return Err(read(std::io::Error::other(format!("not a regular file of at most {MAX_MANIFEST} bytes"))));
+        }
+        let mut text = String::new();
+        std::fs::File::open(path).map_err(read)?.take(MAX_MANIFEST).read_to_string(&mut text).map_err(read)?;
         Manifest::parse(path, &text)
     }
 

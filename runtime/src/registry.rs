@@ -16,6 +16,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::engine::MAX_COMPONENT_SIZE;
 use crate::error::LoadError;
 use crate::manifest::{MANIFEST_FILE, Manifest, ManifestError};
 
@@ -81,6 +82,23 @@ impl Components {
         dirs
     }
 
+    /// Resolves a reference a subject's manifest makes: a name, or a path relative to the
+    /// subject folder that stays inside it (a manifest cannot point the host at its files).
+    pub fn resolve_in(&self, reference: &str, folder: &Path) -> Result<ComponentFile, LoadError> {
+        if !is_path(reference) {
+            return self.resolve(reference);
+        }
+        let path = folder.join(reference);
+        let outside = |real: PathBuf| LoadError::Outside { path: path.clone(), real, folder: folder.to_path_buf() };
+        let read = |source| LoadError::Read { path: path.clone(), source };
+        let real = path.canonicalize().map_err(read)?;
+        let folder_real = folder.canonicalize().map_err(read)?;
+        if !real.starts_with(&folder_real) {
+            return Err(outside(real));
+        }
+        read_file(&real, file_stem(&path))
+    }
+
     /// Resolves a name or a path to a component file.
     pub fn resolve(&self, reference: &str) -> Result<ComponentFile, LoadError> {
         if is_path(reference) {
@@ -133,6 +151,23 @@ impl Components {
     }
 }
 
+/// Where container engines keep volumes and layers by default (rootful and rootless Docker,
+/// containerd, Podman, the snap). `deploy` also asks the engine for its own.
+fn engine_data_roots() -> Vec<PathBuf> {
+    let mut roots: Vec<PathBuf> =
+        ["/var/lib/docker", "/var/lib/containerd", "/var/lib/containers", "/var/snap/docker"].map(PathBuf::from).into();
+    if let Some(data) = xdg_dir("XDG_DATA_HOME", ".local/share") {
+        roots.push(data.join("docker"));
+        roots.push(data.join("containers"));
+    }
+    roots
+}
+
+/// The root among `roots` that `dir` (canonical) lies in.
+fn inside_engine_data(dir: &Path, roots: &[PathBuf]) -> Option<PathBuf> {
+    roots.iter().map(|r| r.canonicalize().unwrap_or_else(|_| r.clone())).find(|r| dir.starts_with(r))
+}
+
 /// Whether a component reference is a path (has a `/` or ends in `.wasm`) rather than a name.
 pub fn is_path(reference: &str) -> bool {
     reference.contains('/') || reference.ends_with(".wasm")
@@ -147,8 +182,24 @@ fn builtin_file(b: &Builtin) -> ComponentFile {
     }
 }
 
+/// Reads a component: a regular file of at most [`MAX_COMPONENT_SIZE`] bytes (never a device or
+/// a FIFO, never read past the limit).
 fn read_file(path: &Path, name: String) -> Result<ComponentFile, LoadError> {
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
+    use std::io::Read as _;
+    let read = |source| LoadError::Read { path: path.to_path_buf(), source };
+    let meta = std::fs::metadata(path).map_err(read)?;
+    if !meta.is_file() {
+        return Err(read(std::io::Error::other("not a regular file")));
+    }
+    let too_big = |size| LoadError::TooBig { name: name.clone(), size, limit: MAX_COMPONENT_SIZE };
+    if meta.len() > MAX_COMPONENT_SIZE {
+        return Err(too_big(meta.len()));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path).map_err(read)?.take(MAX_COMPONENT_SIZE + 1).read_to_end(&mut bytes).map_err(read)?;
+    if bytes.len() as u64 > MAX_COMPONENT_SIZE {
+        return Err(too_big(bytes.len() as u64));
+    }
     Ok(ComponentFile {
         name,
         source: ComponentSource::File(path.to_path_buf()),
@@ -192,6 +243,11 @@ pub enum SubjectError {
     Manifest(#[from] ManifestError),
     #[error("{path}: subject `{name}` has no adapter: add a [subject] section naming its component")]
     NoComponent { name: String, path: PathBuf },
+    /// The subject folder lies where a container engine keeps volumes: containers write there.
+    #[error(
+        "subject `{name}` lies in {dir}, inside {root}, where container engines keep volumes and layers: a container could rewrite its grants"
+    )]
+    InEngineData { name: String, dir: PathBuf, root: PathBuf },
     /// The manifest is a symlink to a file outside the subject's folder.
     #[error("{path} resolves to {real}, outside the subject folder; a subject's grants live in its own folder")]
     ManifestOutside { path: PathBuf, real: PathBuf },
@@ -227,6 +283,10 @@ impl Subjects {
         for dir in &self.dirs {
             let manifest_path = dir.join(name).join(MANIFEST_FILE);
             if manifest_path.is_file() {
+                let folder = dir.join(name).canonicalize().unwrap_or_else(|_| dir.join(name));
+                if let Some(root) = inside_engine_data(&folder, &engine_data_roots()) {
+                    return Err(SubjectError::InEngineData { name: name.into(), dir: folder, root });
+                }
                 let outside = |real: PathBuf| SubjectError::ManifestOutside { path: manifest_path.clone(), real };
                 match (manifest_path.canonicalize(), dir.join(name).canonicalize()) {
                     (Ok(real), Ok(folder)) if !real.starts_with(&folder) => return Err(outside(real)),
@@ -291,6 +351,17 @@ mod tests {
         let e =
             Components::new(vec![dir.path().to_path_buf()]).resolve("etcd").expect_err("not built here").to_string();
         assert!(e.contains("hint: build it with") && e.contains("components/etcd/build"), "{e}");
+    }
+
+    #[test]
+    fn a_subject_inside_an_engines_data_root_is_found_out() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let volume = root.path().join("docker/volumes/v/_data");
+        std::fs::create_dir_all(&volume).expect("mkdir");
+        let roots = vec![root.path().join("docker")];
+        let found = inside_engine_data(&volume.canonicalize().expect("canonical"), &roots);
+        assert_eq!(found, Some(root.path().join("docker").canonicalize().expect("canonical")));
+        assert_eq!(inside_engine_data(root.path(), &roots), None);
     }
 
     #[test]

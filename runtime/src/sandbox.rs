@@ -52,7 +52,7 @@ pub struct HostState {
     pub(crate) limits: Limits,
     pub(crate) clock: Arc<CallClock>,
     pub(crate) log: ComponentLog,
-    pub(crate) denials: Vec<Denial>,
+    pub(crate) denials: Denials,
     pub(crate) docker: Option<Arc<ScopedDocker>>,
     /// The call's open Docker streams, against their cap.
     pub(crate) docker_streams: StreamSlots,
@@ -66,10 +66,39 @@ impl WasiView for HostState {
     }
 }
 
+/// Refusals a call keeps for its report; later ones are counted.
+pub const MAX_DENIALS: usize = 32;
+/// Longest reason or hint kept, in bytes.
+const MAX_DENIAL_TEXT: usize = 1024;
+
+/// The refusals of one call, for its report: bounded, since a component can make any number.
+#[derive(Debug, Default)]
+pub struct Denials {
+    kept: Vec<Denial>,
+    dropped: u64,
+}
+
+impl Denials {
+    /// Keeps a refusal (cut to [`MAX_DENIAL_TEXT`]), or counts it past [`MAX_DENIALS`].
+    pub fn record(&mut self, capability: &str, reason: &str, hint: &str) {
+        if self.kept.len() >= MAX_DENIALS {
+            self.dropped += 1;
+            return;
+        }
+        let cut = |t: &str| t[..t.floor_char_boundary(MAX_DENIAL_TEXT)].to_string();
+        self.kept.push(Denial { capability: capability.into(), reason: cut(reason), hint: cut(hint) });
+    }
+}
+
 impl HostState {
     /// The resource table (host resources handed to the guest).
     pub(crate) fn table(&mut self) -> &mut ResourceTable {
         &mut self.table
+    }
+
+    /// Records a refusal for the call's report.
+    pub(crate) fn record_denial(&mut self, capability: &str, reason: &str, hint: &str) {
+        self.denials.record(capability, reason, hint);
     }
 }
 
@@ -100,6 +129,8 @@ pub struct CallReport {
     #[serde(skip)]
     pub stderr: Captured,
     pub denials: Vec<Denial>,
+    /// Refusals past [`MAX_DENIALS`], counted only.
+    pub denials_dropped: u64,
     pub logs_dropped: u64,
     /// Progress reports not shown (past the per-call task cap or rate).
     pub progress_dropped: u64,
@@ -151,7 +182,7 @@ impl Runtime {
             limits: limits.clone(),
             clock: clock.clone(),
             log: ComponentLog::new(&component.name),
-            denials: Vec::new(),
+            denials: Denials::default(),
             docker: policy.docker.clone(),
             docker_streams: StreamSlots::default(),
             progress: policy.progress.clone(),
@@ -190,7 +221,8 @@ impl Runtime {
             peak_memory: state.limiter.peak,
             stdout: stdout.captured(),
             stderr: stderr.captured(),
-            denials: std::mem::take(&mut state.denials),
+            denials_dropped: state.denials.dropped,
+            denials: std::mem::take(&mut state.denials.kept),
             logs_dropped: state.log.dropped(),
             progress_dropped: state.progress_gate.dropped(),
         };
@@ -487,6 +519,17 @@ mod tests {
         let abort = e.downcast_ref::<HostAbort>().expect("host abort");
         assert!(matches!(abort, HostAbort::Memory { limit, requested } if *limit == 1 << 20 && *requested == 2 << 20));
         assert_eq!(l.peak, 512 << 10);
+    }
+
+    #[test]
+    fn a_call_keeps_a_bounded_number_of_short_refusals() {
+        let mut d = Denials::default();
+        for _ in 0..1000 {
+            d.record("docker", &"r".repeat(1 << 20), &"h".repeat(1 << 20));
+        }
+        assert_eq!(d.kept.len(), MAX_DENIALS);
+        assert_eq!(d.dropped, 1000 - MAX_DENIALS as u64);
+        assert!(d.kept.iter().all(|k| k.reason.len() <= MAX_DENIAL_TEXT && k.hint.len() <= MAX_DENIAL_TEXT));
     }
 
     #[test]

@@ -181,6 +181,14 @@ pub fn project_dir(compose: &str, manifest: Option<&str>) -> (tempfile::TempDir,
     (subjects, dir)
 }
 
+/// The manifest line that makes the hostile driver a subject's driver (see [`install_hostile_driver`]).
+pub const HOSTILE_DRIVER: &str = "[deployment]\ndriver = \"hostile-driver.wasm\"\n";
+
+/// Copies the hostile driver into a subject folder (a manifest names drivers inside its folder).
+pub fn install_hostile_driver(dir: &Path) {
+    std::fs::copy(test_component("hostile-driver"), dir.join("hostile-driver.wasm")).expect("copy the driver");
+}
+
 pub fn deploy_case(subjects: &Path, project: &str, args: &[&str]) -> Run {
     run(operator()
         .arg("--subjects-dir")
@@ -292,12 +300,12 @@ fn a_hostile_driver_cannot_leave_its_project() {
     docker(&["rm", "-f", &foreign]);
     docker(&["create", "--name", &foreign, "operator/etcd:3.4.23-debian"]);
     docker(&["network", "create", &foreign_network]);
-    let driver = test_component("hostile-driver");
-    let manifest = format!("[deployment]\ndriver = \"{}\"\n", driver.display());
+    let manifest = HOSTILE_DRIVER.to_string();
 
     let attack_with = |name: &str, target: &str, grants: &str| {
         let compose = format!("services:\n  a:\n    image: x\nx-attack: {name}\nx-target: {target}\n");
-        let (subjects, _) = project_dir(&compose, Some(&format!("{manifest}{grants}")));
+        let (subjects, dir) = project_dir(&compose, Some(&format!("{manifest}{grants}")));
+        install_hostile_driver(&dir);
         deploy_case(subjects.path(), &project, &["up"])
     };
     let attack = |name: &str, target: &str| attack_with(name, target, "");
@@ -360,6 +368,7 @@ fn a_hostile_driver_cannot_leave_its_project() {
     let compose = "services:\n  a:\n    image: x\nx-attack: inside-writable\n";
     let grants = format!("{manifest}[deployment.docker]\nwritable-paths = [\"data\"]\n");
     let (subjects, dir) = project_dir(compose, Some(&grants));
+    install_hostile_driver(&dir);
     std::fs::create_dir_all(dir.join("data/d")).expect("mkdir");
     let r = deploy_case(subjects.path(), &project, &["up"]);
     r.expect_code(1)

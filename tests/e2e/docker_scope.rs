@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::deploy::{docker, docker_lock, etcd_images, leftovers, scrub};
-use crate::harness::{Run, operator, run, test_component};
+use crate::deploy::{HOSTILE_DRIVER, docker, docker_lock, etcd_images, install_hostile_driver, leftovers, scrub};
+use crate::harness::{Run, operator, run};
 
 /// A busybox-capable image (the etcd subject's Prometheus image carries busybox).
 const BUSYBOX: &str = "operator/prometheus:2.42.0-debian";
@@ -209,8 +209,16 @@ fn a_subject_folder_inside_the_engines_data_root_is_refused() {
     std::fs::write(mountpoint.join("docker-compose.yaml"), "services:\n  a:\n    image: x\n").expect("write");
     let subjects = tempfile::tempdir().expect("tempdir");
     std::os::unix::fs::symlink(&mountpoint, subjects.path().join(&name)).expect("symlink");
-    let r = run(operator().arg("--subjects-dir").arg(subjects.path()).args(["deploy", "local", "up", &name]));
-    r.expect_code(1).stderr_has("lies inside Docker's data root");
+    for command in [&["deploy", "local", "up"][..], &["subject"]] {
+        let mut cmd = operator();
+        cmd.arg("--subjects-dir").arg(subjects.path()).args(command).arg(&name);
+        if command == ["subject"] {
+            cmd.arg("describe");
+        }
+        run(&mut cmd)
+            .expect_code(1)
+            .stderr_has("where container engines keep volumes and layers: a container could rewrite its grants");
+    }
     assert_eq!(leftovers(&name), Vec::<String>::new());
     docker(&["volume", "rm", &volume]);
 }
@@ -312,13 +320,9 @@ fn only_declared_variables_and_allowed_registries_reach_the_engine() {
 #[test]
 fn streams_progress_and_log_lines_are_bounded() {
     let (_lock, name) = begin("e2e-flood");
-    let driver = test_component("hostile-driver");
     let hostile = |attack: &str| {
-        let s = Subject::new(
-            &name,
-            &format!("services:\n  a:\n    image: x\nx-attack: {attack}\n"),
-            &format!("[deployment]\ndriver = \"{}\"\n", driver.display()),
-        );
+        let s = Subject::new(&name, &format!("services:\n  a:\n    image: x\nx-attack: {attack}\n"), HOSTILE_DRIVER);
+        install_hostile_driver(&s.dir);
         s.deploy(&["up"])
     };
     hostile("stream-flood").expect_code(1).stderr_has(
@@ -351,12 +355,8 @@ fn streams_progress_and_log_lines_are_bounded() {
 fn text_from_a_driver_cannot_drive_the_terminal() {
     let _lock = docker_lock();
     let name = format!("e2e-escape-{}", pid());
-    let driver = test_component("hostile-driver");
-    let s = Subject::new(
-        &name,
-        "services:\n  a:\n    image: x\nx-attack: terminal-escape\n",
-        &format!("[deployment]\ndriver = \"{}\"\n", driver.display()),
-    );
+    let s = Subject::new(&name, "services:\n  a:\n    image: x\nx-attack: terminal-escape\n", HOSTILE_DRIVER);
+    install_hostile_driver(&s.dir);
     for output in ["table", "json"] {
         let r = s.deploy(&["up", "--output", output]);
         r.expect_code(1);
@@ -444,4 +444,44 @@ fn the_tikv_subject_deploys_through_the_scope_unchanged() {
     for tag in ["pingcap/pd:operator-e2e", "pingcap/tikv:operator-e2e", "operator/e2e-stand-in:1"] {
         docker(&["rmi", tag]);
     }
+}
+
+#[test]
+fn a_bind_changed_after_up_is_not_mounted_by_a_restart() {
+    let (_lock, name) = begin("e2e-swap");
+    let compose =
+        format!("services:\n  a:\n    image: {BUSYBOX}\n    entrypoint: {SLEEP}\n    volumes: [\"./conf:/conf:ro\"]\n");
+    let s = Subject::new(&name, &compose, "");
+    std::fs::create_dir(s.dir.join("conf")).expect("mkdir");
+    s.deploy(&["up"]).expect_code(0);
+    // An update of the subject folder turns `conf` into the Docker socket's folder.
+    std::fs::rename(s.dir.join("conf"), s.dir.join("conf.old")).expect("mv");
+    std::os::unix::fs::symlink("/run", s.dir.join("conf")).expect("symlink");
+    s.deploy(&["restart"])
+        .expect_code(1)
+        .stderr_has("now resolves to /run: it changed since the container was created");
+    docker(&["stop", "-t", "0", &format!("{name}-a-1")]);
+    s.deploy(&["up"]).expect_code(1).stderr_has("changed since the container was created");
+    let state = docker(&["inspect", "-f", "{{.State.Status}}", &format!("{name}-a-1")]);
+    assert_eq!(state.trim(), "exited", "the container was started with the swapped bind");
+    s.deploy(&["down"]).expect_code(0);
+    assert_eq!(leftovers(&name), Vec::<String>::new());
+}
+
+#[test]
+fn a_subject_of_the_same_name_elsewhere_does_not_get_the_project() {
+    let (_lock, name) = begin("e2e-twin");
+    let compose = format!("services:\n  a:\n    image: {BUSYBOX}\n    entrypoint: {SLEEP}\n");
+    let trusted = Subject::new(&name, &compose, "");
+    trusted.deploy(&["up"]).expect_code(0);
+    let twin = Subject::new(&name, &compose, HOSTILE_DRIVER);
+    install_hostile_driver(&twin.dir);
+    twin.deploy(&["status"])
+        .expect_code(1)
+        .stderr_has(&format!("project {name} was deployed from {}, not from this subject", trusted.dir.display()));
+    // A driver the manifest names outside its folder is not loaded.
+    let outside = Subject::new(&name, &compose, "[deployment]\ndriver = \"/etc/hostname\"\n");
+    outside.deploy(&["status"]).expect_code(1).stderr_has("outside the subject folder");
+    trusted.deploy(&["down"]).expect_code(0);
+    assert_eq!(leftovers(&name), Vec::<String>::new());
 }

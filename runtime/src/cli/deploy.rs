@@ -16,7 +16,7 @@ use operator_runtime::host::progress::{Phase, ProgressHandle, ProgressSink};
 use operator_runtime::limits::HumanDuration;
 use operator_runtime::manifest::Manifest;
 use operator_runtime::sandbox::{CallOutcome, FailedCall};
-use operator_runtime::text::{escape, escape_lines};
+use operator_runtime::text::escape;
 
 use super::render::{self, Table};
 use super::sandbox_args;
@@ -166,7 +166,11 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         .and_then(|m| m.deployment.as_ref())
         .and_then(|d| d.driver.clone())
         .unwrap_or_else(|| "compose".into());
-    let file = ctx.components.resolve(&driver_name)?;
+    // A driver the manifest names by path lies in the subject folder.
+    let file = match &resolved.manifest {
+        Some(m) => ctx.components.resolve_in(&driver_name, m.path.parent().unwrap_or(std::path::Path::new("."))),
+        None => ctx.components.resolve(&driver_name),
+    }?;
     let runtime = ctx.runtime()?;
     let component = sandbox_args::load(&runtime, &file)?;
     let mut limits = deploy::default_limits();
@@ -278,7 +282,8 @@ fn finish<T>(
         Ok(o) => {
             sandbox_args::report(component, &o.report);
             o.value.map_err(|e| {
-                eprintln!("error: {}", escape_lines(&e.to_string()));
+                // The driver's words, on one line: its newlines cannot print lines of the host's.
+                eprintln!("error: {}", escape(&e.to_string()));
                 Reported.into()
             })
         }

@@ -61,7 +61,8 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         }));
     }
 
-    println!("component  {} ({})", file.name, file.source);
+    let e = |t: &str| operator_runtime::text::escape(t).into_owned();
+    println!("component  {} ({})", e(&file.name), e(&file.source.to_string()));
     println!("sha256     {digest}");
     println!("size       {}", ByteSize(file.bytes.len() as u64));
     println!(
@@ -70,7 +71,6 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         info.contract.as_deref().map(|c| format!(" (implements the {c} contract)")).unwrap_or_default()
     );
     // Names and signatures come from the component's bytes: shown, never obeyed.
-    let e = |t: &str| operator_runtime::text::escape(t).into_owned();
     println!("\nimports (what it asks for, and what this host gives it):");
     for i in &info.imports {
         println!("  {}\n      host: {}", e(&i.name), i.host.as_deref().unwrap_or("-"));
@@ -89,7 +89,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     match &manifest {
         None => println!("grants: none (no subject uses this component; pass --manifest FILE to check one)"),
         Some(m) => {
-            println!("grants ({}):", m.path.display());
+            println!("grants ({}):", e(&m.path.display().to_string()));
             if m.endpoints.is_empty() {
                 println!("  no HTTP endpoints");
             }
@@ -109,7 +109,6 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
                     Some(r) => r.join(", "),
                     None => "those the compose file names literally".into(),
                 };
-                let e = |t: &str| operator_runtime::text::escape(t).into_owned();
                 println!(
                     "  deployment: driver {}, compose file {}",
                     e(d.driver.as_deref().unwrap_or("compose")),

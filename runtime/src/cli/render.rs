@@ -116,6 +116,9 @@ pub fn print_error(e: &anyhow::Error, output: Output) {
         for d in &f.report.denials {
             denial(&d.reason, &d.hint);
         }
+        if f.report.denials_dropped > 0 {
+            eprintln!("denied: {} more requests (not shown)", f.report.denials_dropped);
+        }
         if f.report.stdout.dropped > 0 {
             eprintln!("note: the component wrote {} to stdout before failing", ByteSize(f.report.stdout.total));
         }

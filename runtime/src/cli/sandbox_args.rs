@@ -100,7 +100,7 @@ pub fn load(runtime: &Runtime, file: &ComponentFile) -> anyhow::Result<LoadedCom
         spinner.set_style(
             ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
-        spinner.set_message(format!("loading {}", file.name));
+        spinner.set_message(format!("loading {}", operator_runtime::text::escape(&file.name)));
         spinner.enable_steady_tick(Duration::from_millis(100));
     } else {
         spinner.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -113,8 +113,13 @@ pub fn load(runtime: &Runtime, file: &ComponentFile) -> anyhow::Result<LoadedCom
 /// Reports what a call did besides its result: refused requests (with the grant that would
 /// allow them), cut output, dropped logs; and with -v its costs and its stdout/stderr.
 pub fn report(component: &str, r: &CallReport) {
+    // A component's name is its file's: a subject folder chooses it.
+    let component = &*operator_runtime::text::escape(component);
     for d in &r.denials {
         super::render::denial(&d.reason, &d.hint);
+    }
+    if r.denials_dropped > 0 {
+        eprintln!("denied: {} more requests (not shown)", r.denials_dropped);
     }
     for (stream, c) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
         if c.dropped > 0 {

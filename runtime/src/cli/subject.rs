@@ -56,7 +56,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         .into());
     };
     let component_name = section.component.clone();
-    let file = ctx.components.resolve(&component_name)?;
+    let file = ctx.components.resolve_in(&component_name, &subject.dir)?;
     let runtime = ctx.runtime()?;
     let component = sandbox_args::load(&runtime, &file)?;
     let client = SubjectClient::new(&runtime, &component, policy)?;

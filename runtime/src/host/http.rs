@@ -110,9 +110,17 @@ const FORBIDDEN_HEADERS: &[&str] = &[
     "x-original-host",
     "x-host",
     "via",
+    "client-ip",
+    "x-originating-ip",
+    "x-remote-addr",
+    "x-remote-ip",
+    "x-original-forwarded-for",
+    "forwarded-for",
+    "x-proxy-user-ip",
+    "x-middleware-subrequest",
 ];
 /// Header prefixes the host controls (`Proxy-*`, `X-Forwarded-*`).
-const FORBIDDEN_HEADER_PREFIXES: &[&str] = &["proxy-", "x-forwarded-"];
+const FORBIDDEN_HEADER_PREFIXES: &[&str] = &["proxy-", "x-forwarded-", "x-envoy-"];
 const MAX_HEADERS: usize = 64;
 /// Largest query a request may carry: keys and values, before encoding.
 pub const MAX_QUERY_BYTES: usize = 16 * 1024;
@@ -275,10 +283,10 @@ pub fn check_path(path: &str) -> Result<(), &'static str> {
             return Err("must not contain `.` or `..` segments");
         }
     }
-    // Escaped bytes must decode to valid UTF-8: a lenient decoder reads an overlong `%C0%AE`
-    // as `.`.
-    if percent_decode(path).is_none() {
-        return Err("encodes bytes that are not valid UTF-8");
+    // Escaped bytes must be ASCII: a lenient decoder reads an overlong `%C0%AE` as `.`, and
+    // Unicode normalization turns a fullwidth `%EF%BC%8E` into `.`.
+    if percent_decode(path).is_none_or(|p| !p.is_ascii()) {
+        return Err("encodes bytes that are not ASCII");
     }
     if path[1..].split('/').rev().skip(1).any(str::is_empty) {
         return Err("must not contain empty segments (`//`)");
@@ -327,6 +335,12 @@ fn check_headers(headers: &[(String, String)]) -> Result<Vec<(String, String)>, 
         let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
         if name.is_empty() || !name.bytes().all(token) {
             return Err(Refusal::Invalid(format!("header name {name:?} is not a valid token")));
+        }
+        // CGI, PHP and WSGI servers read `X_Forwarded_For` as `X-Forwarded-For`.
+        if name.contains('_') {
+            return Err(Refusal::Invalid(format!(
+                "header name {name:?} has `_`, which servers may read as `-`; use `-`"
+            )));
         }
         let lower = name.to_ascii_lowercase();
         if FORBIDDEN_HEADERS.contains(&lower.as_str()) || FORBIDDEN_HEADER_PREFIXES.iter().any(|p| lower.starts_with(p))
@@ -452,7 +466,7 @@ fn describe(e: reqwest::Error) -> TransportError {
 use crate::bindings::http as wit;
 use crate::bindings::sandbox::Denial;
 use crate::error::HostAbort;
-use crate::sandbox::{Denial as RecordedDenial, HostState, HostWait};
+use crate::sandbox::{HostState, HostWait};
 
 impl From<wit::Request> for OutgoingRequest {
     fn from(r: wit::Request) -> Self {
@@ -483,11 +497,7 @@ impl wit::Host for HostState {
             Ok(a) => a,
             Err(Refusal::Denied { reason, hint }) => {
                 tracing::debug!(component = self.component, "denied: {}", crate::text::escape(&reason));
-                self.denials.push(RecordedDenial {
-                    capability: "http".into(),
-                    reason: reason.clone(),
-                    hint: hint.clone(),
-                });
+                self.record_denial("http", &reason, &hint);
                 return Ok(Err(wit::HttpError::Denied(Denial { reason, hint })));
             }
             Err(Refusal::Invalid(why)) => return Ok(Err(wit::HttpError::InvalidRequest(why))),
@@ -611,6 +621,7 @@ allow = [
             "/pd/api/v1/stores/%C0%AE%C0%AE/config",
             "/pd/api/v1/stores/%E0%80%AE",
             "/pd/api/v1/stores/%ff",
+            "/pd/api/v1/stores/%EF%BC%8E%EF%BC%8E/config",
         ] {
             assert!(
                 matches!(grants().authorize(&req("pd", "GET", path)), Err(Refusal::Invalid(_))),
@@ -642,6 +653,11 @@ allow = [
             ("X-Original-Host", "internal"),
             ("X-Host", "internal"),
             ("Via", "1.1 internal"),
+            ("X_Forwarded_For", "127.0.0.1"),
+            ("X_HTTP_Method_Override", "DELETE"),
+            ("Client-IP", "127.0.0.1"),
+            ("X-Envoy-Original-Path", "/pd/api/v1/config"),
+            ("X-Middleware-Subrequest", "middleware"),
         ] {
             let mut r = req("pd", "GET", "/pd/api/v1/stores");
             r.headers = vec![(name.into(), value.into())];

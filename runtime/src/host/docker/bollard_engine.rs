@@ -86,6 +86,16 @@ fn label_filter(labels: &[String]) -> HashMap<String, Vec<String>> {
     HashMap::from([("label".to_string(), labels.to_vec())])
 }
 
+/// The bind mounts among a container's mounts.
+fn binds(mounts: Option<Vec<bollard::models::MountPoint>>) -> Vec<BindView> {
+    mounts
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| m.typ.as_deref() == Some("bind"))
+        .map(|m| BindView { source: m.source.unwrap_or_default(), read_only: m.rw == Some(false) })
+        .collect()
+}
+
 fn btree(m: Option<HashMap<String, String>>) -> BTreeMap<String, String> {
     m.unwrap_or_default().into_iter().collect()
 }
@@ -345,6 +355,7 @@ impl DockerEngine for BollardEngine {
                         .collect::<Vec<_>>()
                 })
                 .collect();
+            let binds = binds(c.mounts);
             let status_text = state.status.map(|s| s.to_string()).unwrap_or_default();
             let health =
                 state.health.and_then(|h| h.status).map(|s| s.to_string()).filter(|s| !s.is_empty() && s != "none");
@@ -361,6 +372,7 @@ impl DockerEngine for BollardEngine {
                 health,
                 exit_code: state.exit_code,
                 ports,
+                binds,
             })
         })
     }
@@ -401,6 +413,7 @@ impl DockerEngine for BollardEngine {
                         state: c.state.map(|s| s.to_string()).unwrap_or_default(),
                         health,
                         exit_code: None,
+                        binds: binds(c.mounts),
                         status,
                         ports: c
                             .ports

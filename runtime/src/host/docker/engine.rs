@@ -72,6 +72,15 @@ pub struct ContainerView {
     pub exit_code: Option<i64>,
     pub status: String,
     pub ports: Vec<PortView>,
+    /// Host paths bound into it, as the engine recorded them.
+    pub binds: Vec<BindView>,
+}
+
+/// A bind mount of a container: the host path and whether it is read-only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindView {
+    pub source: String,
+    pub read_only: bool,
 }
 
 /// Progress of an image pull.

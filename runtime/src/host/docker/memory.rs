@@ -202,6 +202,18 @@ impl DockerEngine for MemoryEngine {
             exit_code: None,
             status: "Created".into(),
             ports: Vec::new(),
+            binds: body
+                .host_config
+                .as_ref()
+                .and_then(|h| h.mounts.as_ref())
+                .into_iter()
+                .flatten()
+                .filter(|m| m.typ == Some(bollard::models::MountType::BIND))
+                .map(|m| BindView {
+                    source: m.source.clone().unwrap_or_default(),
+                    read_only: m.read_only == Some(true),
+                })
+                .collect(),
         };
         s.containers.push(FakeContainer { view, body, connected: Vec::new() });
         ready(Ok(id))

@@ -34,7 +34,7 @@ use wasmtime::component::Resource;
 use crate::bindings::docker as wit;
 use crate::bindings::sandbox::Denial;
 use crate::error::HostAbort;
-use crate::sandbox::{Denial as RecordedDenial, HostState, HostWait};
+use crate::sandbox::{HostState, HostWait};
 pub use error::DockerError;
 pub use grants::DockerGrants;
 use scope::ProjectContainer;
@@ -111,11 +111,7 @@ impl HostState {
             let reason =
                 format!("docker {operation} is not granted: this component was not started as a deployment driver");
             let hint = "Docker is granted only to deployment drivers run by `operator deploy`".to_string();
-            self.denials.push(RecordedDenial {
-                capability: "docker".into(),
-                reason: reason.clone(),
-                hint: hint.clone(),
-            });
+            self.record_denial("docker", &reason, &hint);
             return Ok(Err(wit::DockerError::Denied(Denial { reason, hint })));
         };
         let clock = self.clock.clone();
@@ -123,11 +119,7 @@ impl HostState {
             Ok(Ok(v)) => Ok(Ok(v)),
             Ok(Err(e)) => {
                 if let DockerError::Denied { reason, hint } = &e {
-                    self.denials.push(RecordedDenial {
-                        capability: "docker".into(),
-                        reason: reason.clone(),
-                        hint: hint.clone(),
-                    });
+                    self.record_denial("docker", reason, hint);
                 }
                 Ok(Err(to_wit_error(e)))
             }

@@ -60,6 +60,29 @@ const ULIMITS: &[&str] = &[
     "stack",
 ];
 
+/// The most of each part a spec may hold: the engine stores all of it, and the host holds it
+/// in memory (`dockerd` grew by gigabytes for 20 containers of 4,000 labels).
+pub mod caps {
+    pub const LABELS: usize = 64;
+    pub const LABEL_BYTES: usize = 64 * 1024;
+    pub const ENVIRONMENT: usize = 1024;
+    pub const ENVIRONMENT_BYTES: usize = 1024 * 1024;
+    pub const COMMAND_BYTES: usize = 1024 * 1024;
+    /// Published ports of one container (each is a `docker-proxy` process on the host).
+    pub const PORTS: usize = 64;
+    pub const MOUNTS: usize = 64;
+    pub const NETWORKS: usize = 8;
+    pub const ALIASES: usize = 16;
+    pub const CAPABILITIES: usize = 64;
+    pub const DEVICES: usize = 64;
+    pub const ULIMITS: usize = 32;
+    pub const EXTRA_HOSTS: usize = 64;
+    pub const HEALTHCHECK_BYTES: usize = 64 * 1024;
+    /// Shortest healthcheck interval: each probe is a process the daemon starts, outside any
+    /// container's limits.
+    pub const HEALTHCHECK_MIN_INTERVAL_MS: u64 = 100;
+}
+
 /// Label namespaces that belong to Docker or to this host.
 const RESERVED_LABELS: &[&str] = &["com.docker.", "io.docker.", "org.dockerproject.", "dev.operator."];
 
@@ -103,6 +126,54 @@ pub fn check_target(service: &str, what: &str, target: &str) -> Result<(), Docke
     }
 }
 
+/// Checks that no part of a spec is larger than [`caps`] allows.
+pub fn bounded(spec: &wit::ContainerSpec) -> Result<(), DockerError> {
+    let s = spec.service.as_str();
+    let over = |what: &str, n: usize, cap: usize| {
+        if n > cap { Err(invalid(s, format_args!("{n} {what}; at most {cap}"))) } else { Ok(()) }
+    };
+    let words = |w: &Option<Vec<String>>| w.iter().flatten().map(|w| w.len() + 1).sum::<usize>();
+    let pairs = |p: &[(String, String)]| p.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+    over("labels", spec.labels.len(), caps::LABELS)?;
+    over("bytes of labels", pairs(&spec.labels), caps::LABEL_BYTES)?;
+    over("environment variables", spec.environment.len(), caps::ENVIRONMENT)?;
+    over("bytes of environment", pairs(&spec.environment), caps::ENVIRONMENT_BYTES)?;
+    over("bytes of command and entrypoint", words(&spec.command) + words(&spec.entrypoint), caps::COMMAND_BYTES)?;
+    over("published ports", spec.ports.len(), caps::PORTS)?;
+    over("mounts", spec.mounts.len(), caps::MOUNTS)?;
+    if let wit::NetworkMode::Networks(list) = &spec.network {
+        over("networks", list.len(), caps::NETWORKS)?;
+        for a in list {
+            over("aliases on one network", a.aliases.len(), caps::ALIASES)?;
+        }
+    }
+    over("added capabilities", spec.cap_add.len(), caps::CAPABILITIES)?;
+    if let Some(c) = spec.cap_add.iter().find(|c| c.len() > 32) {
+        return Err(invalid(
+            s,
+            format_args!("`{}…` is not a capability name", crate::text::escape(&c[..c.floor_char_boundary(32)])),
+        ));
+    }
+    over("devices", spec.devices.len(), caps::DEVICES)?;
+    over("ulimits", spec.ulimits.len(), caps::ULIMITS)?;
+    over("extra hosts", spec.extra_hosts.len(), caps::EXTRA_HOSTS)?;
+    if let Some(h) = &spec.healthcheck {
+        over("bytes of healthcheck test", h.test.iter().map(|w| w.len() + 1).sum(), caps::HEALTHCHECK_BYTES)?;
+        for (what, ms) in [("interval", h.interval_ms), ("start_interval", h.start_interval_ms)] {
+            if ms != 0 && ms < caps::HEALTHCHECK_MIN_INTERVAL_MS {
+                return Err(invalid(
+                    s,
+                    format_args!(
+                        "healthcheck {what} {ms}ms is shorter than {}ms (each probe is a process the daemon starts)",
+                        caps::HEALTHCHECK_MIN_INTERVAL_MS
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn ns(ms: u64) -> i64 {
     i64::try_from(ms.saturating_mul(1_000_000)).unwrap_or(i64::MAX)
 }
@@ -114,6 +185,7 @@ impl Planner<'_> {
 
     /// Checks and plans a whole container.
     pub fn plan(&self, spec: &wit::ContainerSpec) -> Result<Plan, DockerError> {
+        bounded(spec)?;
         let name = self.identity(spec)?;
         let mut body = ContainerCreateBody { image: Some(spec.image.clone()), ..Default::default() };
         let mut host = HostConfig::default();

@@ -7,7 +7,9 @@
 //! resources carrying both, and refuses outright a project that holds resources it did not
 //! create. Names are derived here (`<project>-<service>-<n>`, `<project>_<key>`) and checked
 //! back against the labels, so a name that happens to match another project's resource
-//! (`p` + `b_data` = `p_b` + `data`) is a conflict, never a way in.
+//! (`p` + `b_data` = `p_b` + `data`) is a conflict, never a way in. The label also records the
+//! subject folder: a subject of the same name elsewhere does not get the project unless the
+//! user names it with `-p`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -39,6 +41,8 @@ pub mod labels {
     pub const VOLUME: &str = "com.docker.compose.volume";
     /// Set by this host on everything it creates: the project that owns it.
     pub const OWNER: &str = "dev.operator.project";
+    /// The canonical subject folder it was created from.
+    pub const FOLDER: &str = "dev.operator.folder";
 }
 
 /// The project a driver is scoped to, as the host resolved it.
@@ -51,6 +55,8 @@ pub struct Project {
     pub config_files: Vec<PathBuf>,
     /// Registries images may be pulled from (normalized hosts).
     pub registries: Vec<String>,
+    /// The user named the project: its resources may come from another folder.
+    pub named: bool,
 }
 
 impl Project {
@@ -64,6 +70,7 @@ impl Project {
         BTreeMap::from([
             (labels::PROJECT.to_string(), self.name.clone()),
             (labels::OWNER.to_string(), self.name.clone()),
+            (labels::FOLDER.to_string(), self.dir.display().to_string()),
             (labels::VERSION.to_string(), format!("operator-{}", env!("CARGO_PKG_VERSION"))),
         ])
     }
@@ -103,10 +110,15 @@ impl std::fmt::Debug for ScopedDocker {
     }
 }
 
-/// Networks one project may have (each takes an address range from the engine's shared pools).
-pub const MAX_NETWORKS: usize = 32;
+/// Networks one project may have (each takes an address range from the engine's shared pools,
+/// about 31 of them by default).
+pub const MAX_NETWORKS: usize = 8;
 /// Volumes one project may have.
 pub const MAX_VOLUMES: usize = 256;
+/// Containers one project may have.
+pub const MAX_CONTAINERS: usize = 64;
+/// Host ports one project may publish (each is a `docker-proxy` process and its threads).
+pub const MAX_PUBLISHED_PORTS: usize = 256;
 
 /// True for names Docker and compose accept as keys and names.
 pub fn valid_key(key: &str) -> bool {
@@ -184,21 +196,35 @@ impl ScopedDocker {
     pub async fn check_ownership(&self) -> Result<(), DockerError> {
         let project = [format!("{}={}", labels::PROJECT, self.project.name)];
         let ours = |l: &BTreeMap<String, String>| l.get(labels::OWNER) == Some(&self.project.name);
+        let folder = self.project.dir.display().to_string();
+        let elsewhere = |l: &BTreeMap<String, String>| l.get(labels::FOLDER).filter(|f| **f != folder).cloned();
         let mut foreign: Vec<String> = Vec::new();
-        for c in self.engine.list_containers(&project).await? {
-            if !ours(&c.labels) {
-                foreign.push(format!("container {}", c.name));
+        let mut other_folder: Option<String> = None;
+        let mut sort = |what: &str, name: &str, l: &BTreeMap<String, String>| {
+            if !ours(l) {
+                foreign.push(format!("{what} {name}"));
+            } else if let Some(f) = elsewhere(l) {
+                other_folder.get_or_insert(f);
             }
+        };
+        for c in self.engine.list_containers(&project).await? {
+            sort("container", &c.name, &c.labels);
         }
         for n in self.engine.list_networks(&project).await? {
-            if !ours(&n.labels) {
-                foreign.push(format!("network {}", n.name));
-            }
+            sort("network", &n.name, &n.labels);
         }
         for v in self.engine.list_volumes(&project).await? {
-            if !ours(&v.labels) {
-                foreign.push(format!("volume {}", v.name));
-            }
+            sort("volume", &v.name, &v.labels);
+        }
+        if let Some(f) = other_folder.filter(|_| foreign.is_empty() && !self.project.named) {
+            return Err(DockerError::Conflict(format!(
+                "project {} was deployed from {}, not from this subject ({}): another subject of the same name \
+                 does not get it; pass -p {} to act on it from here",
+                self.project.name,
+                crate::text::escape(&f),
+                self.project.dir.display(),
+                self.project.name
+            )));
         }
         if foreign.is_empty() {
             return Ok(());
@@ -416,6 +442,22 @@ impl ScopedDocker {
     pub async fn create_container(&self, spec: &ContainerSpec) -> Result<ProjectContainer, DockerError> {
         let mut plan = self.plan_container(spec)?;
         let service = &spec.service;
+        let existing = self.list_containers().await?;
+        if existing.len() >= MAX_CONTAINERS {
+            return Err(DockerError::LimitExceeded(format!(
+                "project {} has {MAX_CONTAINERS} containers, the most a project may have",
+                self.project.name
+            )));
+        }
+        let published: usize =
+            existing.iter().map(|c| c.view.ports.iter().filter(|p| p.host_port.is_some()).count()).sum();
+        if published + spec.ports.len() > MAX_PUBLISHED_PORTS {
+            return Err(DockerError::LimitExceeded(format!(
+                "project {} publishes {published} host ports; {} more would pass the {MAX_PUBLISHED_PORTS} a project may publish",
+                self.project.name,
+                spec.ports.len()
+            )));
+        }
         let mut network_ids = Vec::new();
         if !plan.networks.is_empty() {
             let networks = self.list_networks().await?;
@@ -453,7 +495,7 @@ impl ScopedDocker {
             Ok(id) => id,
             // The daemon's message names the other container's ID: not the driver's to know.
             Err(EngineError::Conflict(_)) => {
-                let ours = self.list_containers().await?.into_iter().any(|c| c.view.name == name);
+                let ours = existing.iter().any(|c| c.view.name == name);
                 return Err(DockerError::Conflict(if ours {
                     format!("container {name} already exists in project {}", self.project.name)
                 } else {
@@ -500,9 +542,37 @@ impl ScopedDocker {
         Ok(project_container(view))
     }
 
-    /// Starts a project container.
+    /// Checks a container's binds again before the engine mounts them again: Docker resolves a
+    /// bind's source at every start, and a subject folder can change between two commands (a
+    /// `conf` folder that became a symlink to `/run`). Each source must still be the canonical
+    /// path that was checked, and still pass the rules.
+    async fn recheck_binds(&self, c: &ProjectContainer) -> Result<(), DockerError> {
+        let view = self.engine.inspect_container(&c.view.id).await?;
+        for b in &view.binds {
+            let real = std::path::Path::new(&b.source).canonicalize();
+            if real.as_ref().ok().map(|r| r.as_os_str()) != Some(std::ffi::OsStr::new(&b.source)) {
+                let now = match real {
+                    Ok(r) => format!("now resolves to {}", r.display()),
+                    Err(_) => "is gone".to_string(),
+                };
+                return Err(DockerError::Denied {
+                    reason: format!(
+                        "service {}: bind source {} {now}: it changed since the container was created",
+                        c.service,
+                        crate::text::escape(&b.source)
+                    ),
+                    hint: "check the subject folder; `down` then `up` checks it afresh".into(),
+                });
+            }
+            self.binds.check(&self.grants, &c.service, &b.source, b.read_only)?;
+        }
+        Ok(())
+    }
+
+    /// Starts a project container, its binds checked again.
     pub async fn start_container(&self, name: &str) -> Result<(), DockerError> {
         let c = self.find(name).await?;
+        self.recheck_binds(&c).await?;
         Ok(self.engine.start_container(&c.view.id).await?)
     }
 
@@ -512,9 +582,10 @@ impl ScopedDocker {
         Ok(self.engine.stop_container(&c.view.id, timeout_s).await?)
     }
 
-    /// Restarts a project container.
+    /// Restarts a project container, its binds checked again.
     pub async fn restart_container(&self, name: &str, timeout_s: Option<i64>) -> Result<(), DockerError> {
         let c = self.find(name).await?;
+        self.recheck_binds(&c).await?;
         Ok(self.engine.restart_container(&c.view.id, timeout_s).await?)
     }
 

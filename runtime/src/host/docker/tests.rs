@@ -37,6 +37,7 @@ fn case() -> Case {
         dir: r.join("proj"),
         config_files: vec![r.join("proj/compose.yaml")],
         registries: vec!["docker.io".into()],
+        named: false,
     };
     Case { _root: root, root: r, project }
 }
@@ -548,5 +549,123 @@ fn a_project_folder_inside_the_engines_data_root_is_refused() {
         let with_bind = wit::ContainerSpec { mounts: vec![bind(inside.to_str().expect("utf-8"), true)], ..spec("a") };
         let (reason, _) = denied(docker.plan_container(&with_bind));
         assert!(reason.contains("lies inside Docker's data root"), "{reason}");
+    });
+}
+
+#[test]
+fn a_bind_source_that_changed_since_creation_is_not_mounted_again() {
+    let c = case();
+    let engine = c.engine();
+    let docker = c.scoped(&engine, "p", DockerGrants::default());
+    block(async {
+        docker.create_network("default").await.expect("network");
+        let created = docker
+            .create_container(&wit::ContainerSpec { mounts: vec![bind("conf", true)], ..spec("a") })
+            .await
+            .expect("created");
+        docker.start_container(&created.view.name).await.expect("unchanged: starts");
+        // The subject folder is updated: `conf` now leads to the socket's folder.
+        std::fs::rename(c.project.dir.join("conf"), c.project.dir.join("conf.old")).expect("mv");
+        std::os::unix::fs::symlink(c.root.join("run"), c.project.dir.join("conf")).expect("symlink");
+        for r in
+            [docker.start_container(&created.view.name).await, docker.restart_container(&created.view.name, None).await]
+        {
+            let (reason, hint) = denied(r);
+            assert!(
+                reason.contains("now resolves to") && reason.contains("changed since the container was created"),
+                "{reason}"
+            );
+            assert!(hint.contains("`down` then `up`"), "{hint}");
+        }
+    });
+}
+
+#[test]
+fn a_project_of_the_same_name_from_another_folder_is_not_this_subjects() {
+    let c = case();
+    let engine = c.engine();
+    let theirs = c.scoped(&engine, "p", DockerGrants::default());
+    block(async {
+        theirs.create_network("default").await.expect("their network");
+        let elsewhere = Project { dir: c.root.join("data"), ..c.project.clone() };
+        let ours = ScopedDocker::new(
+            Arc::new(engine.clone()),
+            elsewhere.clone(),
+            DockerGrants::default(),
+            ProgressHandle::default(),
+        );
+        let e = ours.check_ownership().await.expect_err("another folder's project");
+        assert!(
+            matches!(&e, DockerError::Conflict(m) if m.contains("was deployed from") && m.contains("pass -p p")),
+            "{e:?}"
+        );
+        // Named by the user, it is theirs to act on from anywhere.
+        let named = Project { named: true, ..elsewhere };
+        let ours = ScopedDocker::new(Arc::new(engine), named, DockerGrants::default(), ProgressHandle::default());
+        assert!(ours.check_ownership().await.is_ok());
+    });
+}
+
+#[test]
+fn every_part_of_a_spec_is_bounded() {
+    let c = case();
+    let g = DockerGrants::default();
+    let labels = (0..=super::plan::caps::LABELS).map(|i| (format!("k{i}"), String::new())).collect();
+    assert!(invalid(c.plan(&g, &wit::ContainerSpec { labels, ..spec("a") })).contains("labels; at most 64"));
+    let ports = (0..=super::plan::caps::PORTS as u16).map(|p| port(None, Some(20_000 + p))).collect();
+    assert!(invalid(c.plan(&g, &wit::ContainerSpec { ports, ..spec("a") })).contains("published ports; at most 64"));
+    let env = vec![("BIG".to_string(), "x".repeat(super::plan::caps::ENVIRONMENT_BYTES))];
+    assert!(
+        invalid(c.plan(&g, &wit::ContainerSpec { environment: env, ..spec("a") })).contains("bytes of environment")
+    );
+    let cap = vec!["X".repeat(1 << 20)];
+    assert!(
+        invalid(c.plan(&g, &wit::ContainerSpec { cap_add: cap, ..spec("a") })).contains("is not a capability name")
+    );
+    let fast = wit::Healthcheck {
+        test: vec!["CMD".into(), "true".into()],
+        interval_ms: 1,
+        timeout_ms: 0,
+        retries: 0,
+        start_period_ms: 0,
+        start_interval_ms: 0,
+    };
+    let m = invalid(c.plan(&g, &wit::ContainerSpec { healthcheck: Some(fast), ..spec("a") }));
+    assert!(m.contains("healthcheck interval 1ms is shorter than 100ms"), "{m}");
+}
+
+#[test]
+fn a_project_has_a_bounded_number_of_containers_and_published_ports() {
+    let c = case();
+    let engine = c.engine();
+    let docker = c.scoped(&engine, "p", DockerGrants::default());
+    block(async {
+        docker.create_network("default").await.expect("network");
+        for i in 0..super::scope::MAX_CONTAINERS {
+            docker.create_container(&spec(&format!("s{i}"))).await.expect("created");
+        }
+        let e = docker.create_container(&spec("one-more")).await.expect_err("full");
+        assert!(matches!(&e, DockerError::LimitExceeded(m) if m.contains("64 containers")), "{e:?}");
+    });
+    // Ports already published count against the project's total.
+    let engine = c.engine();
+    let docker = c.scoped(&engine, "p", DockerGrants::default());
+    block(async {
+        docker.create_network("default").await.expect("network");
+        let created = docker.create_container(&spec("a")).await.expect("created");
+        let published = (0..super::scope::MAX_PUBLISHED_PORTS as u16)
+            .map(|p| super::engine::PortView {
+                container_port: p + 1,
+                protocol: "tcp".into(),
+                host_ip: "127.0.0.1".into(),
+                host_port: Some(30_000 + p),
+            })
+            .collect();
+        if let Some(k) = engine.lock().containers.iter_mut().find(|k| k.view.id == created.view.id) {
+            k.view.ports = published;
+        }
+        let one = wit::ContainerSpec { ports: vec![port(None, Some(8080))], ..spec("b") };
+        let e = docker.create_container(&one).await.expect_err("past the project's ports");
+        assert!(matches!(&e, DockerError::LimitExceeded(m) if m.contains("publishes 256 host ports")), "{e:?}");
     });
 }
