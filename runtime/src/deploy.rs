@@ -9,7 +9,6 @@
 //! come only from registries the manifest allows, by default those the compose file names
 //! literally.
 
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,9 +19,10 @@ use crate::bindings::deployment as b;
 use crate::bindings::deployment::exports::operator::core::deployment_target as t;
 use crate::engine::{LoadedComponent, Runtime};
 use crate::error::CallError;
+use crate::files::{BoundedRead, read_bounded};
 use crate::host::docker::engine::DockerEngine;
 use crate::host::docker::grants::GrantError;
-use crate::host::docker::image::{DOCKER_HUB, normalize_registry};
+use crate::host::docker::image::{DOCKER_HUB, normalize_registry, split_registry};
 use crate::host::docker::{DockerError, DockerGrants, LogLine, LogStream, Project, ScopedDocker};
 use crate::host::progress::ProgressHandle;
 use crate::limits::Limits;
@@ -146,19 +146,15 @@ fn read_inside(dir: &Path, path: &Path, writable: &[PathBuf]) -> Result<Option<S
     if let Some(w) = writable.iter().find(|w| real.starts_with(w)) {
         return Err(ProjectError::Writable { path: path.to_path_buf(), writable: w.clone() });
     }
-    let read_err = |source| ProjectError::Read { path: path.to_path_buf(), source };
-    let meta = std::fs::metadata(&real).map_err(read_err)?;
-    if !meta.is_file() {
-        return Err(ProjectError::NotAFile { path: path.to_path_buf() });
-    }
-    if meta.len() > MAX_FILE {
-        return Err(ProjectError::TooLarge { path: path.to_path_buf(), limit: MAX_FILE });
-    }
-    let mut text = String::new();
-    std::fs::File::open(&real).map_err(read_err)?.take(MAX_FILE + 1).read_to_string(&mut text).map_err(read_err)?;
-    if text.len() as u64 > MAX_FILE {
-        return Err(ProjectError::TooLarge { path: path.to_path_buf(), limit: MAX_FILE });
-    }
+    let bytes = read_bounded(&real, MAX_FILE).map_err(|e| match e {
+        BoundedRead::NotAFile => ProjectError::NotAFile { path: path.to_path_buf() },
+        BoundedRead::TooLarge { limit, .. } => ProjectError::TooLarge { path: path.to_path_buf(), limit },
+        BoundedRead::Io(source) => ProjectError::Read { path: path.to_path_buf(), source },
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| ProjectError::Read {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+    })?;
     Ok(Some(text))
 }
 
@@ -283,16 +279,11 @@ pub fn literal_registries(text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for value in image_values(text) {
         let image = with_defaults(&value);
-        let first = image.split('/').next().unwrap_or_default();
-        let registry = if image.contains('/') && (first.contains(['.', ':']) || first == "localhost") {
-            first.to_string()
-        } else {
-            DOCKER_HUB.to_string()
-        };
-        if registry.contains('$') || first.starts_with('$') || image.is_empty() {
+        let registry = split_registry(&image).map_or(DOCKER_HUB, |(host, _)| host);
+        if registry.contains('$') || image.starts_with('$') || image.is_empty() {
             continue;
         }
-        let registry = normalize_registry(&registry);
+        let registry = normalize_registry(registry);
         if !out.contains(&registry) {
             out.push(registry);
         }

@@ -8,7 +8,7 @@
 //! - [`registry`]: finding components and subjects by name.
 //! - [`subject`]: typed calls to Subject adapters; [`dynamic`]: calls to any export;
 //!   [`inspect`]: a component's world without running it.
-//! - [`text`]: foreign text made safe for a terminal.
+//! - [`text`]: foreign text made safe for a terminal; [`files`]: foreign files read bounded.
 
 mod bindings;
 pub mod cache;
@@ -16,6 +16,7 @@ pub mod deploy;
 pub mod dynamic;
 pub mod engine;
 pub mod error;
+pub mod files;
 pub mod host;
 pub mod inspect;
 pub mod limits;

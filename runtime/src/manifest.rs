@@ -212,14 +212,13 @@ struct RawLimits {
 impl Manifest {
     /// Reads and validates a manifest file.
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
-        use std::io::Read as _;
         let read = |source| ManifestError::Read { path: path.to_path_buf(), source };
-        let meta = std::fs::metadata(path).map_err(read)?;
-        if !meta.is_file() || meta.len() > MAX_MANIFEST {
-            return Err(read(std::io::Error::other(format!("not a regular file of at most {MAX_MANIFEST} bytes"))));
-        }
-        let mut text = String::new();
-        std::fs::File::open(path).map_err(read)?.take(MAX_MANIFEST).read_to_string(&mut text).map_err(read)?;
+        let bytes = crate::files::read_bounded(path, MAX_MANIFEST).map_err(|e| match e {
+            crate::files::BoundedRead::Io(source) => read(source),
+            other => read(std::io::Error::other(other.to_string())),
+        })?;
+        let text =
+            String::from_utf8(bytes).map_err(|e| read(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
         Manifest::parse(path, &text)
     }
 

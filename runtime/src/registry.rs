@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use crate::engine::MAX_COMPONENT_SIZE;
 use crate::error::LoadError;
+use crate::files::{BoundedRead, read_bounded};
 use crate::manifest::{MANIFEST_FILE, Manifest, ManifestError};
 
 struct Builtin {
@@ -185,21 +186,13 @@ fn builtin_file(b: &Builtin) -> ComponentFile {
 /// Reads a component: a regular file of at most [`MAX_COMPONENT_SIZE`] bytes (never a device or
 /// a FIFO, never read past the limit).
 fn read_file(path: &Path, name: String) -> Result<ComponentFile, LoadError> {
-    use std::io::Read as _;
-    let read = |source| LoadError::Read { path: path.to_path_buf(), source };
-    let meta = std::fs::metadata(path).map_err(read)?;
-    if !meta.is_file() {
-        return Err(read(std::io::Error::other("not a regular file")));
-    }
-    let too_big = |size| LoadError::TooBig { name: name.clone(), size, limit: MAX_COMPONENT_SIZE };
-    if meta.len() > MAX_COMPONENT_SIZE {
-        return Err(too_big(meta.len()));
-    }
-    let mut bytes = Vec::new();
-    std::fs::File::open(path).map_err(read)?.take(MAX_COMPONENT_SIZE + 1).read_to_end(&mut bytes).map_err(read)?;
-    if bytes.len() as u64 > MAX_COMPONENT_SIZE {
-        return Err(too_big(bytes.len() as u64));
-    }
+    let bytes = read_bounded(path, MAX_COMPONENT_SIZE).map_err(|e| match e {
+        BoundedRead::TooLarge { size, limit } => LoadError::TooBig { name: name.clone(), size, limit },
+        BoundedRead::NotAFile => {
+            LoadError::Read { path: path.to_path_buf(), source: std::io::Error::other("not a regular file") }
+        }
+        BoundedRead::Io(source) => LoadError::Read { path: path.to_path_buf(), source },
+    })?;
     Ok(ComponentFile {
         name,
         source: ComponentSource::File(path.to_path_buf()),

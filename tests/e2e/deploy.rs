@@ -381,6 +381,8 @@ fn a_hostile_driver_cannot_leave_its_project() {
     attack("squat-volume", "squat")
         .expect_code(1)
         .stderr_has(&format!("a volume named {squatted} exists but is not project {project}'s"));
+    attack("remove-foreign-volume", "squat").expect_code(1).stderr_has("NotFound(\"no volume `squat`");
+    assert!(docker(&["volume", "ls", "-q"]).lines().any(|v| v == squatted), "the foreign volume was removed");
     docker(&["volume", "rm", &squatted]);
 
     // Taking a foreign container's name, or its ID, reveals and reaches nothing.

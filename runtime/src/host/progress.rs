@@ -184,8 +184,11 @@ mod tests {
     #[test]
     fn a_burst_of_reports_is_cut_to_the_rate() {
         let mut gate = ProgressGate::default();
+        let start = Instant::now();
         let shown = (0..10_000).filter(|_| gate.admit("one task", Phase::Waiting)).count();
-        assert!(shown >= BURST as usize && shown < BURST as usize + 100, "{shown}");
+        // The burst, plus what the rate refilled while the loop ran (however slow the machine).
+        let refilled = (start.elapsed().as_secs_f64() * RATE) as usize + 1;
+        assert!(shown >= BURST as usize && shown <= BURST as usize + refilled, "{shown}");
         assert!(gate.admit("one task", Phase::Failed));
     }
 

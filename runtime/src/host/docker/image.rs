@@ -52,15 +52,14 @@ impl ImageRef {
         if name.is_empty() || name.len() > 255 {
             return Err(bad("the name must be 1 to 255 characters"));
         }
-        let mut parts: Vec<&str> = name.split('/').collect();
-        let registry = match parts.as_slice() {
-            [first, _, ..] if first.contains(['.', ':']) || *first == "localhost" => {
-                let host = parts.remove(0);
+        let (registry, path) = match split_registry(name) {
+            Some((host, path)) => {
                 check_registry(host).map_err(|why| bad(&why))?;
-                normalize_registry(host)
+                (normalize_registry(host), path)
             }
-            _ => DOCKER_HUB.to_string(),
+            None => (DOCKER_HUB.to_string(), name),
         };
+        let parts: Vec<&str> = path.split('/').collect();
         for p in &parts {
             if !path_component(p) {
                 return Err(bad(&format!(
@@ -77,6 +76,13 @@ impl ImageRef {
         let tag = self.digest.clone().or_else(|| self.tag.clone()).unwrap_or_else(|| "latest".into());
         (self.name.clone(), tag)
     }
+}
+
+/// Docker's rule for a name's registry: its first component, when there is a `/` after it and
+/// it holds a `.` or a `:` or is `localhost`; `None` means Docker Hub. Returns (registry, path).
+pub fn split_registry(name: &str) -> Option<(&str, &str)> {
+    let (first, rest) = name.split_once('/')?;
+    (first.contains(['.', ':']) || first == "localhost").then_some((first, rest))
 }
 
 /// `[a-z0-9]+` separated by `.`, `_`, `__` or `-`+.

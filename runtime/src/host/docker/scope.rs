@@ -186,11 +186,6 @@ impl ScopedDocker {
         &self.project.name
     }
 
-    /// The engine underneath (for `ping` before any work).
-    pub fn engine(&self) -> &Arc<dyn DockerEngine> {
-        &self.engine
-    }
-
     /// Refuses a project holding resources this host did not create (made by `docker compose`,
     /// another tool, or an older operator): acting on it would touch what is not ours.
     pub async fn check_ownership(&self) -> Result<(), DockerError> {
@@ -296,6 +291,8 @@ impl ScopedDocker {
         match self.engine.inspect_network(&name).await {
             Ok(existing) => return Err(self.foreign("network", &name, &existing.labels)),
             Err(EngineError::NotFound(_)) => {}
+            Err(e @ EngineError::Unavailable(_)) => return Err(e.into()),
+            // Older engines answer a name several networks share with an error.
             Err(_) => {
                 return Err(DockerError::Conflict(format!(
                     "networks named {name} exist outside project {}; remove them or choose another project name",
@@ -546,9 +543,8 @@ impl ScopedDocker {
     /// bind's source at every start, and a subject folder can change between two commands (a
     /// `conf` folder that became a symlink to `/run`). Each source must still be the canonical
     /// path that was checked, and still pass the rules.
-    async fn recheck_binds(&self, c: &ProjectContainer) -> Result<(), DockerError> {
-        let view = self.engine.inspect_container(&c.view.id).await?;
-        for b in &view.binds {
+    fn recheck_binds(&self, c: &ProjectContainer) -> Result<(), DockerError> {
+        for b in &c.view.binds {
             let real = std::path::Path::new(&b.source).canonicalize();
             if real.as_ref().ok().map(|r| r.as_os_str()) != Some(std::ffi::OsStr::new(&b.source)) {
                 let now = match real {
@@ -572,7 +568,7 @@ impl ScopedDocker {
     /// Starts a project container, its binds checked again.
     pub async fn start_container(&self, name: &str) -> Result<(), DockerError> {
         let c = self.find(name).await?;
-        self.recheck_binds(&c).await?;
+        self.recheck_binds(&c)?;
         Ok(self.engine.start_container(&c.view.id).await?)
     }
 
@@ -585,7 +581,7 @@ impl ScopedDocker {
     /// Restarts a project container, its binds checked again.
     pub async fn restart_container(&self, name: &str, timeout_s: Option<i64>) -> Result<(), DockerError> {
         let c = self.find(name).await?;
-        self.recheck_binds(&c).await?;
+        self.recheck_binds(&c)?;
         Ok(self.engine.restart_container(&c.view.id, timeout_s).await?)
     }
 
