@@ -15,6 +15,7 @@ use common::{summary, timed};
 
 use std::time::{Duration, Instant};
 
+use operator_runtime::call::Sandboxed;
 use operator_runtime::dynamic;
 use operator_runtime::limits::Limits;
 use operator_runtime::{Budget, CallError, Policy, Runtime, RuntimeOptions};
@@ -72,21 +73,14 @@ fn main() {
     let funcs = dynamic::exported_functions(&runtime, &component);
     let add = dynamic::find_function(&funcs, "add").expect("add").clone();
     let policy = Policy::default();
+    let untyped = Sandboxed::untyped(&runtime, &component, policy.clone());
 
     // A fresh store + instance, no call.
     let instantiate: Vec<Duration> = (0..200)
         .map(|_| {
             rt.block_on(async {
                 let t = Instant::now();
-                runtime
-                    .run(&component, &policy, |store, pre| {
-                        Box::pin(async move {
-                            pre.instantiate_async(store).await?;
-                            Ok(())
-                        })
-                    })
-                    .await
-                    .expect("instantiate");
+                untyped.call(|_instance, _store| Box::pin(async move { Ok(()) })).await.expect("instantiate");
                 t.elapsed()
             })
         })
@@ -98,10 +92,11 @@ fn main() {
         .map(|_| {
             let add = add.clone();
             rt.block_on(async {
-                let outcome = runtime
-                    .run(&component, &policy, move |store, pre| {
+                let took = std::sync::Arc::new(std::sync::Mutex::new(Duration::ZERO));
+                let per_call = took.clone();
+                untyped
+                    .call(move |instance, store| {
                         Box::pin(async move {
-                            let instance = pre.instantiate_async(&mut *store).await?;
                             let f = instance.get_func(&mut *store, add.name.as_str()).expect("add");
                             let args = [wasmtime::component::Val::U32(1), wasmtime::component::Val::U32(2)];
                             let mut out = [wasmtime::component::Val::Bool(false)];
@@ -109,12 +104,13 @@ fn main() {
                             for _ in 0..10_000 {
                                 f.call_async(&mut *store, &args, &mut out).await?;
                             }
-                            Ok(t.elapsed() / 10_000)
+                            *per_call.lock().expect("not poisoned") = t.elapsed() / 10_000;
+                            Ok(())
                         })
                     })
                     .await
                     .expect("calls");
-                outcome.value
+                *took.lock().expect("not poisoned")
             })
         })
         .collect();
@@ -154,7 +150,7 @@ fn main() {
     println!(
         "stop latency: worst {:.1?} past the deadline (epoch tick {:?}); target: deadline + one tick",
         worst.saturating_sub(Duration::from_secs(1)),
-        operator_runtime::engine::EPOCH_TICK
+        operator_runtime::sandbox::EPOCH_TICK
     );
 
     python_component(&rt, cache.path());

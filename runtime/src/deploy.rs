@@ -13,10 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::component::InstancePre;
-
 use crate::bindings::deployment as b;
 use crate::bindings::deployment::exports::operator::core::deployment_target as t;
+use crate::call::{Output, Sandboxed, json_size};
 use crate::engine::{LoadedComponent, Runtime};
 use crate::error::CallError;
 use crate::files::{BoundedRead, read_bounded};
@@ -27,7 +26,7 @@ use crate::host::docker::{DockerError, DockerGrants, LogLine, LogStream, Project
 use crate::host::progress::ProgressHandle;
 use crate::limits::Limits;
 use crate::manifest::Manifest;
-use crate::sandbox::{CallOutcome, FailedCall, HostState, Policy};
+use crate::sandbox::{CallOutcome, CallState, FailedCall, Policy};
 
 /// Compose's default file names, in the order compose looks for them.
 pub const COMPOSE_FILES: &[&str] = &["compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml"];
@@ -390,7 +389,8 @@ pub struct ServiceStatus {
 }
 
 /// Why a deployment operation failed (the driver's own error).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, thiserror::Error)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "message")]
 pub enum DeployError {
     #[error("invalid-project: {0}")]
     InvalidProject(String),
@@ -521,14 +521,32 @@ fn lock_dir() -> std::io::Result<PathBuf> {
     Ok(base.join("locks"))
 }
 
+crate::call::instantiate_world!(b::DeploymentDriverPre<CallState> => b::DeploymentDriver);
+
+impl Output for Result<Vec<ServiceStatus>, DeployError> {
+    fn output_size(&self) -> u64 {
+        json_size(self)
+    }
+}
+
+impl Output for Result<(), DeployError> {
+    fn output_size(&self) -> u64 {
+        json_size(self)
+    }
+}
+
+/// A log stream is a handle; its lines are bounded as they are read.
+impl Output for Result<LogStream, DeployError> {
+    fn output_size(&self) -> u64 {
+        self.as_ref().err().map_or(0, json_size)
+    }
+}
+
 /// A deployment driver ready to call for one project.
 pub struct Deployer<'r> {
     _lock: ProjectLock,
-    runtime: &'r Runtime,
-    component: &'r LoadedComponent,
-    pre: b::DeploymentDriverPre<HostState>,
+    inner: Sandboxed<'r, b::DeploymentDriverPre<CallState>>,
     project: ComposeProject,
-    policy: Policy,
 }
 
 impl<'r> Deployer<'r> {
@@ -559,7 +577,7 @@ impl<'r> Deployer<'r> {
         let lock = ProjectLock::acquire(&project.name).await?;
         let docker = ScopedDocker::open(engine, scope, grants, progress.clone()).await.map_err(OpenError::Project)?;
         let policy = Policy { docker: Some(Arc::new(docker)), limits, progress, ..Policy::default() };
-        Ok(Deployer { _lock: lock, runtime, component, pre, project, policy })
+        Ok(Deployer { _lock: lock, inner: Sandboxed::new(runtime, component, pre, policy), project })
     }
 
     /// The project being deployed.
@@ -567,27 +585,20 @@ impl<'r> Deployer<'r> {
         &self.project
     }
 
+    /// Runs `op` on the driver's exports with the project as the contract's input.
     async fn call<R, F>(&self, op: F) -> Result<CallOutcome<R>, FailedCall>
     where
-        R: Send + 'static,
+        R: Output + Send + 'static,
         F: for<'a> FnOnce(
                 &'a b::exports::operator::core::deployment_target::Guest,
-                &'a mut wasmtime::Store<HostState>,
+                &'a mut wasmtime::Store<CallState>,
                 t::Project,
-            ) -> crate::sandbox::CallBody<'a, R>
+            ) -> crate::call::CallBody<'a, R>
             + Send
             + 'static,
     {
-        let pre = self.pre.clone();
         let input = self.project.input();
-        self.runtime
-            .run(self.component, &self.policy, move |store, _: &InstancePre<HostState>| {
-                Box::pin(async move {
-                    let driver = pre.instantiate_async(&mut *store).await?;
-                    op(driver.operator_core_deployment_target(), store, input).await
-                })
-            })
-            .await
+        self.inner.call(move |d, store| op(d.operator_core_deployment_target(), store, input)).await
     }
 
     /// `up`.
@@ -638,7 +649,7 @@ impl<'r> Deployer<'r> {
         self.call(move |d, store, p| {
             Box::pin(async move {
                 match d.call_logs(&mut *store, &p, &options).await? {
-                    Ok(resource) => Ok(Ok(store.data_mut().take_log_stream(resource)?)),
+                    Ok(resource) => Ok(Ok(store.data_mut().docker.take_log_stream(resource)?)),
                     Err(e) => Ok(Err(deploy_error(e))),
                 }
             })

@@ -9,8 +9,8 @@ use wasmtime::component::types::{ComponentFunc, ComponentItem};
 use wasmtime::component::wasm_wave;
 use wasmtime::component::{Type, Val};
 
+use crate::call::{Output, Sandboxed, json_size};
 use crate::engine::{LoadedComponent, Runtime};
-use crate::error::CallError;
 use crate::sandbox::{CallOutcome, FailedCall, Policy};
 
 /// One exported function with its signature.
@@ -145,6 +145,17 @@ pub fn parse_args(func: &ExportedFunc, args: &[String]) -> Result<Vec<Val>, Argu
         .collect()
 }
 
+/// The results of a dynamic call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Values(pub Vec<Val>);
+
+/// Measured as `--output json` prints the results.
+impl Output for Values {
+    fn output_size(&self) -> u64 {
+        self.0.iter().map(|v| json_size(&to_json(v))).sum()
+    }
+}
+
 /// Calls `func` with `args` on a fresh instance.
 pub async fn call(
     runtime: &Runtime,
@@ -152,14 +163,14 @@ pub async fn call(
     policy: &Policy,
     func: &ExportedFunc,
     args: Vec<Val>,
-) -> Result<CallOutcome<Vec<Val>>, FailedCall> {
+) -> Result<CallOutcome<Values>, FailedCall> {
     let interface = func.interface.clone();
     let name = func.name.clone();
     let n_results = func.results.len();
-    let outcome = runtime
-        .run(component, policy, move |store, pre| {
+    let client = Sandboxed::untyped(runtime, component, policy.clone());
+    client
+        .call(move |instance, store| {
             Box::pin(async move {
-                let instance = pre.instantiate_async(&mut *store).await?;
                 let parent = match &interface {
                     Some(i) => Some(
                         instance
@@ -176,18 +187,10 @@ pub async fn call(
                     .ok_or_else(|| wasmtime::format_err!("`{name}` is not a function"))?;
                 let mut results = vec![Val::Bool(false); n_results];
                 f.call_async(&mut *store, &args, &mut results).await?;
-                Ok(results)
+                Ok(Values(results))
             })
         })
-        .await?;
-    let size: usize = outcome.value.iter().map(|v| to_wave(v).len()).sum();
-    if size as u64 > policy.limits.output {
-        return Err(FailedCall {
-            error: CallError::OutputTooLarge { limit: policy.limits.output, size: size as u64 },
-            report: Box::new(outcome.report),
-        });
-    }
-    Ok(outcome)
+        .await
 }
 
 /// A value in WAVE text form.

@@ -24,10 +24,8 @@ use crate::bindings;
 use crate::cache::ArtifactCache;
 use crate::error::{CallError, HostAbort, LoadError};
 use crate::host::http::{HttpTransport, ReqwestTransport};
-use crate::sandbox::HostState;
+use crate::sandbox::{CallState, EPOCH_TICK};
 
-/// How often the epoch advances: the granularity of guest deadlines.
-pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// The largest component accepted.
 pub const MAX_COMPONENT_SIZE: u64 = 256 * 1024 * 1024;
 /// Guest wasm stack; overflowing it is a clean trap.
@@ -61,7 +59,7 @@ impl Default for RuntimeOptions {
 /// The sandbox host: an engine, the linker with every host capability, and the compile cache.
 pub struct Runtime {
     pub(crate) engine: Engine,
-    linker: Linker<HostState>,
+    linker: Linker<CallState>,
     cache: Option<ArtifactCache>,
     compat: String,
     compile_timeout: Duration,
@@ -80,7 +78,7 @@ pub struct LoadedComponent {
     /// How it was obtained: compiled now or loaded from the cache.
     pub origin: LoadOrigin,
     pub(crate) component: Component,
-    pub(crate) pre: InstancePre<HostState>,
+    pub(crate) pre: InstancePre<CallState>,
 }
 
 /// Whether a load compiled the component or reused a cached artifact.
@@ -221,7 +219,7 @@ impl Runtime {
     /// Links a component against the host. Imports the host does not provide are linked to a
     /// function that fails with `denied` when called, so a component can still run the parts
     /// that do not need them.
-    fn link(&self, component: &Component) -> Result<InstancePre<HostState>, CallError> {
+    fn link(&self, component: &Component) -> Result<InstancePre<CallState>, CallError> {
         let mut linker = self.linker.clone();
         stub_foreign_imports(&mut linker, component, &self.engine)
             .map_err(|e| CallError::InvalidComponent { detail: format!("{e:#}") })?;
@@ -243,7 +241,7 @@ pub fn provided_by_host(import: &str) -> bool {
 
 /// Links every import the host does not provide to a stub that stops the call with `denied`.
 fn stub_foreign_imports(
-    linker: &mut Linker<HostState>,
+    linker: &mut Linker<CallState>,
     component: &Component,
     engine: &Engine,
 ) -> wasmtime::Result<()> {
@@ -253,7 +251,7 @@ fn stub_foreign_imports(
     fn stub(
         name: String,
     ) -> impl Fn(
-        wasmtime::StoreContextMut<'_, HostState>,
+        wasmtime::StoreContextMut<'_, CallState>,
         wasmtime::component::types::ComponentFunc,
         &[wasmtime::component::Val],
         &mut [wasmtime::component::Val],
@@ -332,14 +330,21 @@ fn config(pooling: bool, perf_map: bool) -> Config {
     config
 }
 
-fn link_host(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+/// Links WASI (denying files, environment and sockets) and each capability to its own field of
+/// the call's state.
+fn link_host(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    use crate::host::docker::DockerHost;
+    use crate::host::http::HttpHost;
+    use crate::host::log::ComponentLog;
+    use crate::host::progress::ProgressHost;
     use wasmtime::component::HasSelf;
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
-    bindings::http::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
-    bindings::log::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
-    bindings::sandbox::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
-    bindings::docker::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
-    bindings::progress::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    bindings::http::add_to_linker::<_, HasSelf<HttpHost>>(linker, |s| &mut s.http)?;
+    bindings::log::add_to_linker::<_, HasSelf<ComponentLog>>(linker, |s| &mut s.log)?;
+    bindings::docker::add_to_linker::<_, HasSelf<DockerHost>>(linker, |s| &mut s.docker)?;
+    bindings::progress::add_to_linker::<_, HasSelf<ProgressHost>>(linker, |s| &mut s.progress)?;
+    // `sandbox` only defines types (the `denial` the others return): nothing to route.
+    bindings::sandbox::add_to_linker::<_, HasSelf<CallState>>(linker, |s| s)?;
     Ok(())
 }
 

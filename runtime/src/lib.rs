@@ -2,7 +2,8 @@
 //! systems, giving each one only what its grants allow.
 //!
 //! - [`engine`]: the wasmtime engine, the compile cache and loading of components.
-//! - [`sandbox`]: one supervised call: fresh instance, budgets, named errors.
+//! - [`sandbox`]: the store data of a call, its policy, budgets and named errors;
+//!   [`call`]: one supervised call, the same for every contract.
 //! - [`host`]: the capabilities a component may import (HTTP, log, Docker, progress).
 //! - [`manifest`]: grant manifests; [`limits`]: the budgets and their units.
 //! - [`registry`]: finding components and subjects by name.
@@ -12,6 +13,7 @@
 
 mod bindings;
 pub mod cache;
+pub mod call;
 pub mod deploy;
 pub mod dynamic;
 pub mod engine;
@@ -28,4 +30,4 @@ pub mod text;
 
 pub use engine::{LoadOrigin, LoadedComponent, Runtime, RuntimeOptions};
 pub use error::{Budget, CallError, LoadError};
-pub use sandbox::{CallOutcome, CallReport, FailedCall, Policy};
+pub use sandbox::{CallOutcome, CallReport, FailedCall, Overrides, Policy};

@@ -4,13 +4,13 @@
 //! names in snake_case, which is what `--output json` prints.
 
 use serde::Serialize;
-use wasmtime::component::InstancePre;
 
 use crate::bindings::subject as b;
 use crate::bindings::subject::operator::core::types as t;
+use crate::call::{Output, Sandboxed, json_size};
 use crate::engine::{LoadedComponent, Runtime};
 use crate::error::CallError;
-use crate::sandbox::{CallOutcome, FailedCall, HostState, Policy};
+use crate::sandbox::{CallOutcome, CallState, FailedCall, Policy};
 
 /// Health of a store as the cluster reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -44,9 +44,9 @@ pub struct Label {
     pub value: String,
 }
 
-/// One storage node.
+/// One storage node (the contract's `store`; named apart from wasmtime's `Store`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Store {
+pub struct ClusterStore {
     pub id: u64,
     pub address: String,
     pub state: StoreState,
@@ -154,12 +154,23 @@ impl SubjectError {
 /// The result of an adapter operation: the value, or the adapter's own error.
 pub type SubjectResult<T> = Result<T, SubjectError>;
 
+crate::call::instantiate_world!(b::SubjectAdapterPre<CallState> => b::SubjectAdapter);
+
+impl<T: Serialize> Output for SubjectResult<T> {
+    fn output_size(&self) -> u64 {
+        json_size(self)
+    }
+}
+
+impl Output for SubjectInfo {
+    fn output_size(&self) -> u64 {
+        json_size(self)
+    }
+}
+
 /// A Subject adapter ready to call; every call runs on a fresh instance.
 pub struct SubjectClient<'r> {
-    runtime: &'r Runtime,
-    component: &'r LoadedComponent,
-    policy: Policy,
-    pre: b::SubjectAdapterPre<HostState>,
+    inner: Sandboxed<'r, b::SubjectAdapterPre<CallState>>,
 }
 
 impl<'r> SubjectClient<'r> {
@@ -171,73 +182,55 @@ impl<'r> SubjectClient<'r> {
                 component.name
             ),
         })?;
-        Ok(SubjectClient { runtime, component, policy, pre })
+        Ok(SubjectClient { inner: Sandboxed::new(runtime, component, pre, policy) })
     }
 
     /// The policy calls run under.
     pub fn policy(&self) -> &Policy {
-        &self.policy
-    }
-
-    async fn call<R, F>(&self, op: F) -> Result<CallOutcome<R>, FailedCall>
-    where
-        R: Serialize + Send + 'static,
-        F: for<'a> FnOnce(
-                &'a b::exports::operator::core::subject::Guest,
-                &'a mut wasmtime::Store<HostState>,
-            ) -> crate::sandbox::CallBody<'a, R>
-            + Send
-            + 'static,
-    {
-        let pre = self.pre.clone();
-        let outcome = self
-            .runtime
-            .run(self.component, &self.policy, move |store, _: &InstancePre<HostState>| {
-                Box::pin(async move {
-                    let adapter = pre.instantiate_async(&mut *store).await?;
-                    op(adapter.operator_core_subject(), store).await
-                })
-            })
-            .await?;
-        check_output_size(outcome, self.policy.limits.output)
+        self.inner.policy()
     }
 
     /// `describe`.
     pub async fn describe(&self) -> Result<CallOutcome<SubjectInfo>, FailedCall> {
-        self.call(|s, store| Box::pin(async move { Ok(info(s.call_describe(store).await?)) })).await
+        self.inner
+            .call(|a, store| Box::pin(async move { Ok(info(a.operator_core_subject().call_describe(store).await?)) }))
+            .await
     }
 
     /// `get-stores`.
-    pub async fn stores(&self) -> Result<CallOutcome<SubjectResult<Vec<Store>>>, FailedCall> {
-        self.call(|s, store| {
-            Box::pin(async move {
-                let r = s.call_get_stores(store).await?;
-                Ok(r.map(|v| v.into_iter().map(store_of).collect()).map_err(error_of))
+    pub async fn stores(&self) -> Result<CallOutcome<SubjectResult<Vec<ClusterStore>>>, FailedCall> {
+        self.inner
+            .call(|a, store| {
+                Box::pin(async move {
+                    let r = a.operator_core_subject().call_get_stores(store).await?;
+                    Ok(r.map(|v| v.into_iter().map(store_of).collect()).map_err(error_of))
+                })
             })
-        })
-        .await
+            .await
     }
 
     /// `get-hot-write-regions`.
     pub async fn hot_write_regions(&self, limit: u32) -> Result<CallOutcome<SubjectResult<Vec<Region>>>, FailedCall> {
-        self.call(move |s, store| {
-            Box::pin(async move {
-                let r = s.call_get_hot_write_regions(store, limit).await?;
-                Ok(r.map(|v| v.into_iter().map(region_of).collect()).map_err(error_of))
+        self.inner
+            .call(move |a, store| {
+                Box::pin(async move {
+                    let r = a.operator_core_subject().call_get_hot_write_regions(store, limit).await?;
+                    Ok(r.map(|v| v.into_iter().map(region_of).collect()).map_err(error_of))
+                })
             })
-        })
-        .await
+            .await
     }
 
     /// `get-cluster-metrics`.
     pub async fn metrics(&self) -> Result<CallOutcome<SubjectResult<ClusterMetrics>>, FailedCall> {
-        self.call(|s, store| {
-            Box::pin(async move {
-                let r = s.call_get_cluster_metrics(store).await?;
-                Ok(r.map(metrics_of).map_err(error_of))
+        self.inner
+            .call(|a, store| {
+                Box::pin(async move {
+                    let r = a.operator_core_subject().call_get_cluster_metrics(store).await?;
+                    Ok(r.map(metrics_of).map_err(error_of))
+                })
             })
-        })
-        .await
+            .await
     }
 
     /// `transfer-leader`.
@@ -246,38 +239,30 @@ impl<'r> SubjectClient<'r> {
         region_id: u64,
         to_store_id: u64,
     ) -> Result<CallOutcome<SubjectResult<LeaderTransfer>>, FailedCall> {
-        self.call(move |s, store| {
-            Box::pin(async move {
-                let r = s.call_transfer_leader(store, region_id, to_store_id).await?;
-                Ok(r.map(|t| LeaderTransfer {
-                    region_id: t.region_id,
-                    from_store_id: t.from_store_id,
-                    to_store_id: t.to_store_id,
-                    confirmed: t.confirmed,
-                    waited_ms: t.waited_ms,
+        self.inner
+            .call(move |a, store| {
+                Box::pin(async move {
+                    let r = a.operator_core_subject().call_transfer_leader(store, region_id, to_store_id).await?;
+                    Ok(r.map(|t| LeaderTransfer {
+                        region_id: t.region_id,
+                        from_store_id: t.from_store_id,
+                        to_store_id: t.to_store_id,
+                        confirmed: t.confirmed,
+                        waited_ms: t.waited_ms,
+                    })
+                    .map_err(error_of))
                 })
-                .map_err(error_of))
             })
-        })
-        .await
+            .await
     }
-}
-
-/// Fails a call whose result is larger (as JSON) than the output limit.
-fn check_output_size<R: Serialize>(outcome: CallOutcome<R>, limit: u64) -> Result<CallOutcome<R>, FailedCall> {
-    let size = serde_json::to_vec(&outcome.value).map(|v| v.len() as u64).unwrap_or(0);
-    if size > limit {
-        return Err(FailedCall { error: CallError::OutputTooLarge { limit, size }, report: Box::new(outcome.report) });
-    }
-    Ok(outcome)
 }
 
 fn labels(v: Vec<t::Label>) -> Vec<Label> {
     v.into_iter().map(|l| Label { key: l.key, value: l.value }).collect()
 }
 
-fn store_of(s: t::Store) -> Store {
-    Store {
+fn store_of(s: t::Store) -> ClusterStore {
+    ClusterStore {
         id: s.id,
         address: s.address,
         state: match s.state {

@@ -239,12 +239,12 @@ async fn the_host_survives_every_hostile_call_and_then_serves_a_normal_one() {
     assert_eq!(flood.report.stdout.total, (50 << 20) + "\nflood done\n".len() as u64);
     assert!(flood.report.stdout.text.ends_with("flood done\n"));
     let huge = attempt("fetch", &["huge", "GET", "/"]).await.expect("the guest gets an error value");
-    assert!(dynamic::to_wave(&huge.value[0]).contains("too-large(1048576)"), "{:?}", huge.value);
+    assert!(dynamic::to_wave(&huge.value.0[0]).contains("too-large(1048576)"), "{:?}", huge.value);
     let denied = attempt("fetch", &["pd", "GET", "/"]).await.expect("the guest gets an error value");
     assert_eq!(denied.report.denials.len(), 1);
 
     let ok = attempt("echo", &["still here"]).await.expect("a normal call works after all that");
-    assert_eq!(dynamic::to_wave(&ok.value[0]), "\"still here\"");
+    assert_eq!(dynamic::to_wave(&ok.value.0[0]), "\"still here\"");
 }
 
 /// A Python component (componentize-py, carrying its interpreter and WASI imports) is held by

@@ -51,7 +51,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     };
     sandbox_args::report(&file.name, &outcome.report);
 
-    let results = &outcome.value;
+    let results = &outcome.value.0;
     match ctx.output {
         Output::Json => match results.as_slice() {
             [one] => render::json(&dynamic::to_json(one))?,

@@ -6,11 +6,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use operator_runtime::host::http::HttpGrants;
-use operator_runtime::limits::{ByteSize, HumanDuration, LimitOverrides, Limits};
+use operator_runtime::limits::{ByteSize, HumanDuration, LimitOverrides};
 use operator_runtime::manifest::{Manifest, parse_endpoint_url, valid_name};
 use operator_runtime::registry::ComponentFile;
-use operator_runtime::{CallReport, LoadedComponent, Policy, Runtime};
+use operator_runtime::{CallReport, LoadedComponent, Overrides, Policy, Runtime};
 use url::Url;
 
 /// Grant and limit flags.
@@ -50,26 +49,22 @@ impl SandboxArgs {
 
     /// Grants and limits from the manifest, then these flags.
     pub fn policy(&self, manifest: Option<&Manifest>) -> Policy {
-        let mut http = match manifest {
-            Some(m) => HttpGrants::new(m.endpoints.clone(), Some(m.path.clone())),
-            None => HttpGrants::default(),
-        };
-        for (name, url) in &self.endpoints {
-            http.override_url(name, url.clone());
+        Policy::from_manifest(manifest, &self.overrides())
+    }
+
+    /// What these flags change over a manifest.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            endpoints: self.endpoints.clone(),
+            limits: LimitOverrides {
+                deadline: self.deadline,
+                host_time: self.host_time,
+                memory: self.memory,
+                response_size: self.response_limit,
+                output: self.output_limit,
+                stdio: None,
+            },
         }
-        let mut limits = Limits::default();
-        if let Some(m) = manifest {
-            limits = limits.apply(&m.limits);
-        }
-        limits = limits.apply(&LimitOverrides {
-            deadline: self.deadline,
-            host_time: self.host_time,
-            memory: self.memory,
-            response_size: self.response_limit,
-            output: self.output_limit,
-            stdio: None,
-        });
-        Policy { http, limits, ..Default::default() }
     }
 }
 

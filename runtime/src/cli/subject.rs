@@ -3,7 +3,7 @@
 use operator_runtime::registry::Subject;
 use operator_runtime::sandbox::{CallOutcome, FailedCall};
 use operator_runtime::subject::{
-    ClusterMetrics, LeaderTransfer, Region, Store, SubjectClient, SubjectError, SubjectResult,
+    ClusterMetrics, ClusterStore, LeaderTransfer, Region, SubjectClient, SubjectError, SubjectResult,
 };
 use serde::Serialize;
 
@@ -126,7 +126,7 @@ fn show<T: Serialize>(ctx: &Context, client: &SubjectClient, r: SubjectResult<T>
     }
 }
 
-fn stores_table(stores: &Vec<Store>) {
+fn stores_table(stores: &Vec<ClusterStore>) {
     let mut t = Table::new(&[
         "ID",
         "ADDRESS",

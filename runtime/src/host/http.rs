@@ -461,12 +461,32 @@ fn describe(e: reqwest::Error) -> TransportError {
     TransportError::Unreachable(msg)
 }
 
-// --- WIT glue -------------------------------------------------------------------------------
+// --- The capability's host side ------------------------------------------------------------
 
+use std::sync::Arc;
+
+use super::context::CallContext;
 use crate::bindings::http as wit;
-use crate::bindings::sandbox::Denial;
-use crate::error::HostAbort;
-use crate::sandbox::{HostState, HostWait};
+
+/// The `http` capability of one call: the grants, the transport, and the response limit.
+pub struct HttpHost {
+    grants: HttpGrants,
+    transport: Arc<dyn HttpTransport>,
+    response_limit: u64,
+    context: Arc<CallContext>,
+}
+
+impl HttpHost {
+    /// The capability for a call with `context`, sending through `transport`.
+    pub fn new(
+        grants: HttpGrants,
+        transport: Arc<dyn HttpTransport>,
+        response_limit: u64,
+        context: Arc<CallContext>,
+    ) -> Self {
+        HttpHost { grants, transport, response_limit, context }
+    }
+}
 
 impl From<wit::Request> for OutgoingRequest {
     fn from(r: wit::Request) -> Self {
@@ -490,40 +510,36 @@ impl From<wit::Request> for OutgoingRequest {
     }
 }
 
-impl wit::Host for HostState {
+impl wit::Host for HttpHost {
     async fn send(&mut self, request: wit::Request) -> wasmtime::Result<Result<wit::Response, wit::HttpError>> {
         let request = OutgoingRequest::from(request);
-        let authorized = match self.http.authorize(&request) {
+        let authorized = match self.grants.authorize(&request) {
             Ok(a) => a,
             Err(Refusal::Denied { reason, hint }) => {
-                tracing::debug!(component = self.component, "denied: {}", crate::text::escape(&reason));
-                self.record_denial("http", &reason, &hint);
-                return Ok(Err(wit::HttpError::Denied(Denial { reason, hint })));
+                return Ok(Err(wit::HttpError::Denied(self.context.deny("http", reason, hint))));
             }
             Err(Refusal::Invalid(why)) => return Ok(Err(wit::HttpError::InvalidRequest(why))),
         };
-        tracing::debug!(component = self.component, "{} {}", authorized.method, authorized.url);
+        tracing::debug!(component = self.context.component(), "{} {}", authorized.method, authorized.url);
         let timeout = authorized.timeout;
-        let transport = self.transport.clone();
-        let sent = transport.send(authorized, self.limits.response_size);
-        match self.clock.host_call(timeout, sent).await {
-            Ok(Ok(r)) => Ok(Ok(wit::Response {
+        let sent = self.transport.send(authorized, self.response_limit);
+        Ok(match self.context.wait(timeout, sent).await? {
+            Ok(Ok(r)) => Ok(wit::Response {
                 status: r.status,
                 headers: r.headers.into_iter().map(|(name, value)| wit::Header { name, value }).collect(),
                 body: r.body,
-            })),
-            Ok(Err(TransportError::Unreachable(why))) => Ok(Err(wit::HttpError::Unreachable(why))),
-            Ok(Err(TransportError::TooLarge(limit))) => Ok(Err(wit::HttpError::TooLarge(limit))),
-            Err(HostWait::Timeout(t)) => Ok(Err(wit::HttpError::Timeout(format!(
+            }),
+            Ok(Err(TransportError::Unreachable(why))) => Err(wit::HttpError::Unreachable(why)),
+            Ok(Err(TransportError::TooLarge(limit))) => Err(wit::HttpError::TooLarge(limit)),
+            Err(t) => Err(wit::HttpError::Timeout(format!(
                 "no complete response within {}",
                 crate::limits::format_duration(t)
-            )))),
-            Err(HostWait::BudgetExhausted) => Err(HostAbort::HostBudget.into()),
-        }
+            ))),
+        })
     }
 
     async fn endpoints(&mut self) -> wasmtime::Result<Vec<String>> {
-        Ok(self.http.endpoints().map(|g| g.name.clone()).collect())
+        Ok(self.grants.endpoints().map(|g| g.name.clone()).collect())
     }
 }
 
@@ -697,5 +713,77 @@ allow = [
         let a = g.authorize(&req("pd", "GET", "/pd/api/v1/stores")).expect("allowed");
         assert_eq!(a.url.as_str(), "http://10.0.0.1:2379/base/pd/api/v1/stores");
         assert!(g.authorize(&req("pd", "GET", "/pd/api/v1/config")).is_err());
+    }
+
+    // --- The capability's host side, through its WIT trait, with a fake transport ----------
+
+    /// Answers every request with its URL, or never answers.
+    struct FakeTransport {
+        silent: bool,
+        sent: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl HttpTransport for FakeTransport {
+        fn send<'a>(
+            &'a self,
+            req: AuthorizedRequest,
+            _max_body: u64,
+        ) -> Pin<Box<dyn Future<Output = Result<HttpResponse, TransportError>> + Send + 'a>> {
+            Box::pin(async move {
+                self.sent.lock().expect("not poisoned").push(req.url.to_string());
+                if self.silent {
+                    std::future::pending::<()>().await;
+                }
+                Ok(HttpResponse { status: 200, headers: vec![], body: req.url.as_str().as_bytes().to_vec() })
+            })
+        }
+    }
+
+    fn host(silent: bool, host_budget: Duration) -> (HttpHost, Arc<CallContext>, Arc<FakeTransport>) {
+        let ctx = CallContext::new("adapter", Duration::from_secs(5), host_budget);
+        ctx.clock().start();
+        let transport = Arc::new(FakeTransport { silent, sent: Default::default() });
+        (HttpHost::new(grants(), transport.clone(), 1 << 20, ctx.clone()), ctx, transport)
+    }
+
+    fn wit_req(endpoint: &str, method: wit::Method, path: &str, timeout_ms: Option<u32>) -> wit::Request {
+        wit::Request {
+            endpoint: endpoint.into(),
+            method,
+            path: path.into(),
+            query: vec![],
+            headers: vec![],
+            body: None,
+            timeout_ms,
+        }
+    }
+
+    fn block<T>(f: impl Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
+    }
+
+    #[test]
+    fn a_granted_request_reaches_the_transport_and_a_refused_one_is_recorded() {
+        use wit::Host as _;
+        let (mut h, ctx, transport) = host(false, Duration::from_secs(5));
+        let r = block(h.send(wit_req("pd", wit::Method::Get, "/pd/api/v1/stores", None))).expect("no trap");
+        assert_eq!(r.expect("sent").body, b"http://127.0.0.1:2379/pd/api/v1/stores");
+        let r = block(h.send(wit_req("pd", wit::Method::Delete, "/pd/api/v1/stores", None))).expect("no trap");
+        assert!(matches!(r, Err(wit::HttpError::Denied(_))), "{r:?}");
+        assert_eq!(transport.sent.lock().expect("lock").len(), 1, "the refused request was not sent");
+        let (kept, _) = ctx.take_denials();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].capability, "http");
+        assert_eq!(block(h.endpoints()).expect("names"), ["pd"]);
+    }
+
+    #[test]
+    fn a_silent_server_is_a_timeout_for_the_guest_then_stops_the_call_at_the_budget() {
+        use wit::Host as _;
+        let (mut h, _ctx, _) = host(true, Duration::from_millis(200));
+        let r = block(h.send(wit_req("pd", wit::Method::Get, "/pd/api/v1/stores", Some(20)))).expect("no trap");
+        assert!(matches!(r, Err(wit::HttpError::Timeout(_))), "{r:?}");
+        let e = block(h.send(wit_req("pd", wit::Method::Get, "/pd/api/v1/stores", None))).expect_err("stopped");
+        assert!(matches!(e.downcast_ref::<crate::error::HostAbort>(), Some(crate::error::HostAbort::HostBudget)));
     }
 }

@@ -7,7 +7,6 @@
 //! escaped ([`crate::text`]), so a message cannot rewrite what the terminal shows.
 
 use crate::bindings::log as wit;
-use crate::sandbox::HostState;
 
 /// Longest message kept, in bytes.
 pub const MAX_MESSAGE: usize = 4096;
@@ -87,9 +86,9 @@ impl From<wit::Level> for Level {
     }
 }
 
-impl wit::Host for HostState {
+impl wit::Host for ComponentLog {
     async fn log(&mut self, level: wit::Level, message: String) -> wasmtime::Result<()> {
-        self.log.emit(level.into(), &message);
+        self.emit(level.into(), &message);
         Ok(())
     }
 }

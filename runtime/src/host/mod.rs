@@ -1,14 +1,11 @@
-//! Host capabilities a component may import. Each lives in its own module behind plain Rust
-//! types, with the glue to the generated WIT traits at the bottom of the module.
+//! Host capabilities a component may import. Each owns its state ([`http::HttpHost`],
+//! [`docker::DockerHost`], [`log::ComponentLog`], [`progress::ProgressHost`]) beside the call's
+//! shared [`context::CallContext`] (clock, budgets, refusals), is linked to its own field of the
+//! store data, and is unit-tested through its WIT trait with a fake transport or engine.
 
+pub mod context;
 pub mod docker;
 pub mod http;
 pub mod log;
 pub mod progress;
 pub mod stdio;
-
-use crate::bindings::sandbox;
-use crate::sandbox::HostState;
-
-/// `operator:core/sandbox` only defines types.
-impl sandbox::Host for HostState {}

@@ -12,7 +12,6 @@ use std::time::Instant;
 
 use crate::bindings::progress as wit;
 use crate::host::log::MAX_MESSAGE;
-use crate::sandbox::HostState;
 
 /// A phase of a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,7 +146,26 @@ fn cut(text: &str) -> std::borrow::Cow<'_, str> {
     crate::text::escape(text)
 }
 
-impl wit::Host for HostState {
+/// The `progress` capability of one call: where reports go, and the gate before it.
+#[derive(Debug, Default)]
+pub struct ProgressHost {
+    handle: ProgressHandle,
+    gate: ProgressGate,
+}
+
+impl ProgressHost {
+    /// Reports to `handle`, gated per call.
+    pub fn new(handle: ProgressHandle) -> Self {
+        ProgressHost { handle, gate: ProgressGate::default() }
+    }
+
+    /// Reports not shown.
+    pub fn dropped(&self) -> u64 {
+        self.gate.dropped()
+    }
+}
+
+impl wit::Host for ProgressHost {
     async fn report(&mut self, task: String, phase: wit::Phase, detail: String) -> wasmtime::Result<()> {
         let phase = match phase {
             wit::Phase::Pulling => Phase::Pulling,
@@ -160,8 +178,8 @@ impl wit::Host for HostState {
             wit::Phase::Failed => Phase::Failed,
         };
         let task = cut(&task);
-        if self.progress_gate.admit(&task, phase) {
-            self.progress.report(&task, phase, &cut(&detail));
+        if self.gate.admit(&task, phase) {
+            self.handle.report(&task, phase, &cut(&detail));
         }
         Ok(())
     }
@@ -197,5 +215,26 @@ mod tests {
         assert_eq!(cut("\x1b[2Kfake"), "\\x1b[2Kfake");
         assert_eq!(cut("\u{1b}[2K\rdone"), "\\x1b[2K\\x0ddone");
         assert_eq!(cut(&"é".repeat(1000)).len(), 256);
+    }
+
+    #[test]
+    fn the_capability_reports_through_its_gate_to_the_sink() {
+        use wit::Host as _;
+        struct Sink(std::sync::Mutex<Vec<String>>);
+        impl ProgressSink for Sink {
+            fn report(&self, task: &str, phase: Phase, detail: &str) {
+                self.0.lock().expect("lock").push(format!("{task} {} {detail}", phase.name()));
+            }
+        }
+        let sink = Arc::new(Sink(Default::default()));
+        let mut host = ProgressHost::new(ProgressHandle(sink.clone()));
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        for i in 0..(MAX_TASKS + 3) {
+            rt.block_on(host.report(format!("t{i}\x1b[2J"), wit::Phase::Creating, "x".into())).expect("no trap");
+        }
+        let shown = sink.0.lock().expect("lock").clone();
+        assert_eq!(shown.len(), MAX_TASKS);
+        assert!(shown[0].starts_with("t0\\x1b[2J creating"), "{}", shown[0]);
+        assert_eq!(host.dropped(), 3);
     }
 }

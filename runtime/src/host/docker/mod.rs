@@ -29,24 +29,40 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::component::Resource;
+use wasmtime::component::{Resource, ResourceTable};
 
+use super::context::CallContext;
 use crate::bindings::docker as wit;
-use crate::bindings::sandbox::Denial;
-use crate::error::HostAbort;
-use crate::sandbox::{HostState, HostWait};
 pub use error::DockerError;
 pub use grants::DockerGrants;
 use scope::ProjectContainer;
 pub use scope::{Project, ScopedDocker};
+use streams::StreamSlots;
 pub use streams::{EventStream, LogLine, LogStream};
 
 /// Longest wait a guest may ask of a stream in one call.
 const MAX_STREAM_WAIT: Duration = Duration::from_secs(60);
 
-fn to_wit_error(e: DockerError) -> wit::DockerError {
+/// The `docker` capability of one call: the project scope (if the call has one), the call's
+/// open streams and their table.
+pub struct DockerHost {
+    scope: Option<Arc<ScopedDocker>>,
+    streams: StreamSlots,
+    table: ResourceTable,
+    context: Arc<CallContext>,
+}
+
+impl DockerHost {
+    /// The capability for a call with `context`; `scope` `None` denies every operation.
+    pub fn new(scope: Option<Arc<ScopedDocker>>, context: Arc<CallContext>) -> Self {
+        DockerHost { scope, streams: StreamSlots::default(), table: ResourceTable::new(), context }
+    }
+}
+
+/// A Docker error for the guest; a denial is recorded for the call's report.
+fn to_wit_error(context: &CallContext, e: DockerError) -> wit::DockerError {
     match e {
-        DockerError::Denied { reason, hint } => wit::DockerError::Denied(Denial { reason, hint }),
+        DockerError::Denied { reason, hint } => wit::DockerError::Denied(context.deny("docker", reason, hint)),
         DockerError::Invalid(m) => wit::DockerError::Invalid(m),
         DockerError::NotFound(m) => wit::DockerError::NotFound(m),
         DockerError::Conflict(m) => wit::DockerError::Conflict(m),
@@ -100,37 +116,33 @@ fn seconds(ms: Option<u64>) -> Option<i64> {
     ms.map(|ms| i64::try_from(ms.div_ceil(1000)).unwrap_or(i64::MAX))
 }
 
-impl HostState {
+impl DockerHost {
     /// Runs a scoped Docker operation under the host-time budget, recording denials.
     async fn docker<T, F, Fut>(&mut self, operation: &str, op: F) -> wasmtime::Result<Result<T, wit::DockerError>>
     where
         F: FnOnce(Arc<ScopedDocker>) -> Fut,
         Fut: Future<Output = Result<T, DockerError>>,
     {
-        let Some(docker) = self.docker.clone() else {
+        let Some(docker) = self.scope.clone() else {
             let reason =
                 format!("docker {operation} is not granted: this component was not started as a deployment driver");
             let hint = "Docker is granted only to deployment drivers run by `operator deploy`".to_string();
-            self.record_denial("docker", &reason, &hint);
-            return Ok(Err(wit::DockerError::Denied(Denial { reason, hint })));
+            return Ok(Err(wit::DockerError::Denied(self.context.deny("docker", reason, hint))));
         };
-        let clock = self.clock.clone();
-        match clock.host_call(None, op(docker)).await {
-            Ok(Ok(v)) => Ok(Ok(v)),
-            Ok(Err(e)) => {
-                if let DockerError::Denied { reason, hint } = &e {
-                    self.record_denial("docker", reason, hint);
-                }
-                Ok(Err(to_wit_error(e)))
-            }
-            Err(HostWait::Timeout(_)) | Err(HostWait::BudgetExhausted) => Err(HostAbort::HostBudget.into()),
-        }
+        Ok(self.context.wait_budget(op(docker)).await?.map_err(|e| to_wit_error(&self.context, e)))
+    }
+
+    /// Takes a log stream the guest returned, so the host can drain it after the call.
+    pub(crate) fn take_log_stream(&mut self, stream: Resource<LogStream>) -> wasmtime::Result<LogStream> {
+        let mut stream = self.table.delete(stream)?;
+        stream.release();
+        Ok(stream)
     }
 }
 
-impl wit::Host for HostState {
+impl wit::Host for DockerHost {
     async fn project_name(&mut self) -> wasmtime::Result<String> {
-        Ok(self.docker.as_ref().map(|d| d.project().to_string()).unwrap_or_default())
+        Ok(self.scope.as_ref().map(|d| d.project().to_string()).unwrap_or_default())
     }
     async fn create_network(&mut self, key: String) -> wasmtime::Result<Result<wit::NetworkInfo, wit::DockerError>> {
         self.docker("create-network", |d| async move {
@@ -223,9 +235,9 @@ impl wit::Host for HostState {
         tail: Option<u32>,
         follow: bool,
     ) -> wasmtime::Result<Result<Resource<LogStream>, wit::DockerError>> {
-        let slot = match self.docker_streams.acquire(unique_sources(&names)) {
+        let slot = match self.streams.acquire(unique_sources(&names)) {
             Ok(slot) => slot,
-            Err(e) => return Ok(Err(to_wit_error(e))),
+            Err(e) => return Ok(Err(to_wit_error(&self.context, e))),
         };
         let mut stream =
             match self.docker("container-logs", |d| async move { d.container_logs(&names, tail, follow).await }).await?
@@ -234,35 +246,31 @@ impl wit::Host for HostState {
                 Err(e) => return Ok(Err(e)),
             };
         stream.hold(slot);
-        Ok(Ok(self.table().push(stream)?))
+        Ok(Ok(self.table.push(stream)?))
     }
     async fn subscribe_events(&mut self) -> wasmtime::Result<Result<Resource<EventStream>, wit::DockerError>> {
-        let slot = match self.docker_streams.acquire(1) {
+        let slot = match self.streams.acquire(1) {
             Ok(slot) => slot,
-            Err(e) => return Ok(Err(to_wit_error(e))),
+            Err(e) => return Ok(Err(to_wit_error(&self.context, e))),
         };
         let mut stream = match self.docker("subscribe-events", |d| async move { Ok(d.subscribe_events()) }).await? {
             Ok(stream) => stream,
             Err(e) => return Ok(Err(e)),
         };
         stream.hold(slot);
-        Ok(Ok(self.table().push(stream)?))
+        Ok(Ok(self.table.push(stream)?))
     }
 }
 
-impl wit::HostLogStream for HostState {
+impl wit::HostLogStream for DockerHost {
     async fn next(
         &mut self,
         stream: Resource<LogStream>,
         timeout_ms: u32,
     ) -> wasmtime::Result<Result<Option<Vec<wit::LogLine>>, wit::DockerError>> {
         let timeout = Duration::from_millis(timeout_ms.into()).min(MAX_STREAM_WAIT);
-        let clock = self.clock.clone();
-        let s = self.table().get_mut(&stream)?;
-        let batch = match clock.host_call(None, s.next_batch(timeout)).await {
-            Ok(b) => b,
-            Err(_) => return Err(HostAbort::HostBudget.into()),
-        };
+        let s = self.table.get_mut(&stream)?;
+        let batch = self.context.wait_budget(s.next_batch(timeout)).await?;
         Ok(Ok(batch.map(|lines| {
             lines
                 .into_iter()
@@ -276,40 +284,29 @@ impl wit::HostLogStream for HostState {
         })))
     }
     async fn drop(&mut self, stream: Resource<LogStream>) -> wasmtime::Result<()> {
-        self.table().delete(stream)?;
+        self.table.delete(stream)?;
         Ok(())
     }
 }
 
-impl wit::HostEventStream for HostState {
+impl wit::HostEventStream for DockerHost {
     async fn next(
         &mut self,
         stream: Resource<EventStream>,
         timeout_ms: u32,
     ) -> wasmtime::Result<Result<Vec<wit::ContainerEvent>, wit::DockerError>> {
         let timeout = Duration::from_millis(timeout_ms.into()).min(MAX_STREAM_WAIT);
-        let clock = self.clock.clone();
-        let s = self.table().get_mut(&stream)?;
-        match clock.host_call(None, s.next_batch(timeout)).await {
-            Ok(Ok(events)) => Ok(Ok(events
+        let s = self.table.get_mut(&stream)?;
+        Ok(match self.context.wait_budget(s.next_batch(timeout)).await? {
+            Ok(events) => Ok(events
                 .into_iter()
                 .map(|e| wit::ContainerEvent { container: e.container, service: e.service, action: e.action })
-                .collect())),
-            Ok(Err(e)) => Ok(Err(to_wit_error(e))),
-            Err(_) => Err(HostAbort::HostBudget.into()),
-        }
+                .collect()),
+            Err(e) => Err(to_wit_error(&self.context, e)),
+        })
     }
     async fn drop(&mut self, stream: Resource<EventStream>) -> wasmtime::Result<()> {
-        self.table().delete(stream)?;
+        self.table.delete(stream)?;
         Ok(())
-    }
-}
-
-impl HostState {
-    /// Takes a log stream the guest returned, so the host can drain it after the call.
-    pub(crate) fn take_log_stream(&mut self, stream: Resource<LogStream>) -> wasmtime::Result<LogStream> {
-        let mut stream = self.table().delete(stream)?;
-        stream.release();
-        Ok(stream)
     }
 }

@@ -669,3 +669,48 @@ fn a_project_has_a_bounded_number_of_containers_and_published_ports() {
         assert!(matches!(&e, DockerError::LimitExceeded(m) if m.contains("publishes 256 host ports")), "{e:?}");
     });
 }
+
+// --- The capability's host side, through its WIT trait --------------------------------------
+
+fn context() -> Arc<crate::host::context::CallContext> {
+    let ctx = crate::host::context::CallContext::new("driver", Duration::from_secs(5), Duration::from_secs(5));
+    ctx.clock().start();
+    ctx
+}
+
+#[test]
+fn without_a_project_every_docker_operation_is_denied_and_recorded() {
+    use super::DockerHost;
+    use wit::Host as _;
+    let ctx = context();
+    let mut host = DockerHost::new(None, ctx.clone());
+    let r = block(host.create_network("default".into())).expect("not a trap");
+    let Err(wit::DockerError::Denied(d)) = r else { panic!("{r:?}") };
+    assert!(d.reason.contains("create-network is not granted"), "{}", d.reason);
+    assert_eq!(block(host.project_name()).expect("name"), "");
+    let (kept, _) = ctx.take_denials();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].capability, "docker");
+}
+
+#[test]
+fn the_capability_names_the_projects_resources_and_records_its_refusals() {
+    use super::DockerHost;
+    use wit::Host as _;
+    let c = case();
+    let engine = c.engine();
+    let ctx = context();
+    let scoped = Arc::new(c.scoped(&engine, "p", DockerGrants::default()));
+    let mut host = DockerHost::new(Some(scoped), ctx.clone());
+    assert_eq!(block(host.project_name()).expect("name"), "p");
+    let net = block(host.create_network("default".into())).expect("not a trap").expect("created");
+    // The host names it; the guest learns the real name.
+    assert_eq!((net.key.as_str(), net.name.as_str()), ("default", "p_default"));
+    let mut s = spec("db");
+    s.privileged = true;
+    let r = block(host.create_container(s)).expect("not a trap");
+    assert!(matches!(r, Err(wit::DockerError::Denied(_))), "{r:?}");
+    let (kept, dropped) = ctx.take_denials();
+    assert_eq!((kept.len(), dropped), (1, 0));
+    assert!(kept[0].hint.contains("privileged"), "{}", kept[0].hint);
+}
