@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// The workspace root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("runtime/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("runtime/cli/ lies in the workspace").to_path_buf()
 }
 
 fn target_dir() -> PathBuf {

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use operator_runtime::dynamic;
-use operator_runtime::host::http::HttpGrants;
-use operator_runtime::limits::Limits;
-use operator_runtime::{Budget, CallError, Policy, Runtime, RuntimeOptions};
+use operator_host::capability::http::HttpGrants;
+use operator_host::dynamic;
+use operator_host::limits::Limits;
+use operator_host::{Budget, CallError, Policy, Runtime, RuntimeOptions};
 use url::Url;
 
 use crate::harness::{Behaviour, hostile, http_server, manifest, operator, python_test_component, run};

@@ -23,7 +23,7 @@ use super::image::{ImageRef, normalize_registry};
 use super::plan::{Plan, Planner};
 use super::streams::{self, EventStream, LogSource, LogStream, ProjectEvent};
 use crate::bindings::docker::ContainerSpec;
-use crate::host::progress::{Phase, ProgressHandle};
+use crate::capability::progress::{Phase, ProgressHandle};
 
 /// Label keys: compose's, and the host's ownership label.
 pub mod labels {

@@ -3,13 +3,13 @@
 //! docker-compose 1.29 that Debian ships has no `--wait`), from the same clean state, and
 //! `down` against `docker-compose down -v`. Needs a Docker engine; builds the etcd images first.
 //!
-//!     cargo bench -p operator-runtime --bench deploy          (OPERATOR_BENCH_ROUNDS=5 by default)
+//!     cargo bench -p operator-cli --bench deploy          (OPERATOR_BENCH_ROUNDS=5 by default)
 //!
 //! The tools run alternately, in rotating order, on separate projects with their own ports.
 
 mod common;
 #[allow(dead_code)]
-#[path = "../../tests/e2e/harness.rs"]
+#[path = "../../../tests/e2e/harness.rs"]
 mod harness;
 
 use common::median;

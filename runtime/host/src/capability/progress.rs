@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::bindings::progress as wit;
-use crate::host::log::MAX_MESSAGE;
+use crate::capability::log::MAX_MESSAGE;
 
 /// A phase of a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

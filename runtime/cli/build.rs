@@ -1,5 +1,6 @@
 //! Builds the project's own components (`components/*`) for `wasm32-wasip2` and embeds them,
-//! so that `operator` knows them by name with no install step.
+//! so that `operator` knows them by name with no install step; tells the binary where its
+//! source tree is (`OPERATOR_SOURCE_TREE`, for `sources.rs`).
 //!
 //! A component crate opts in with `[package.metadata.operator]` naming the component and its
 //! world. The wasm build runs as a nested cargo with its own target directory
@@ -22,7 +23,7 @@ struct ComponentCrate {
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let root = manifest_dir.parent().expect("runtime/ lives inside the workspace").to_path_buf();
+    let root = manifest_dir.ancestors().nth(2).expect("runtime/cli/ lives inside the workspace").to_path_buf();
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
 
     println!("cargo:rerun-if-changed={}", root.join("components").display());
@@ -35,6 +36,7 @@ fn main() {
     let target_dir = if target_dir.is_absolute() { target_dir } else { root.join(target_dir) };
     println!("cargo:rustc-env=OPERATOR_BUILT_COMPONENTS_DIR={}", target_dir.join("components").display());
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
+    println!("cargo:rustc-env=OPERATOR_SOURCE_TREE={}", root.display());
 
     let crates = discover(&root.join("components"));
     let mut generated = String::from("/// Components built from `components/` and embedded at build time.\n");

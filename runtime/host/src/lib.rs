@@ -14,12 +14,12 @@
 mod bindings;
 pub mod cache;
 pub mod call;
+pub mod capability;
 pub mod deploy;
 pub mod dynamic;
 pub mod engine;
 pub mod error;
 pub mod files;
-pub mod host;
 pub mod inspect;
 pub mod limits;
 pub mod manifest;

@@ -22,8 +22,8 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use crate::bindings;
 use crate::cache::ArtifactCache;
+use crate::capability::http::{HttpTransport, ReqwestTransport};
 use crate::error::{CallError, HostAbort, LoadError};
-use crate::host::http::{HttpTransport, ReqwestTransport};
 use crate::sandbox::{CallState, EPOCH_TICK};
 
 /// The largest component accepted.
@@ -333,10 +333,10 @@ fn config(pooling: bool, perf_map: bool) -> Config {
 /// Links WASI (denying files, environment and sockets) and each capability to its own field of
 /// the call's state.
 fn link_host(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
-    use crate::host::docker::DockerHost;
-    use crate::host::http::HttpHost;
-    use crate::host::log::ComponentLog;
-    use crate::host::progress::ProgressHost;
+    use crate::capability::docker::DockerHost;
+    use crate::capability::http::HttpHost;
+    use crate::capability::log::ComponentLog;
+    use crate::capability::progress::ProgressHost;
     use wasmtime::component::HasSelf;
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
     bindings::http::add_to_linker::<_, HasSelf<HttpHost>>(linker, |s| &mut s.http)?;

@@ -1,4 +1,9 @@
-//! The command line: parse, call the library, render. One module per command.
+//! `operator`: run sandboxed WebAssembly adapters against distributed systems.
+//!
+//! The command line: parse, call the host library (`operator-host`), render. One module per
+//! command. This crate also wires what the library leaves open: the concrete Docker engine,
+//! the components built into the binary and the source tree's folders ([`sources`]), and the
+//! TiKV simulator (`operator simulate`).
 //!
 //! Exit codes: 0 success, 1 the operation failed (a named sandbox error, an adapter error, an
 //! `err` result), 2 a usage error (bad flag, unknown component or subject, bad arguments).
@@ -10,14 +15,15 @@ mod inspect;
 mod render;
 mod sandbox_args;
 mod simulate;
+mod sources;
 mod subject;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use operator_runtime::registry::{Components, Subjects};
-use operator_runtime::{Runtime, RuntimeOptions};
+use operator_host::registry::{Components, Subjects};
+use operator_host::{Runtime, RuntimeOptions};
 use tracing_subscriber::EnvFilter;
 
 /// Run sandboxed WebAssembly adapters that observe and operate distributed systems.
@@ -106,8 +112,8 @@ impl Context {
     }
 }
 
-/// Entry point: runs the command and maps the outcome to an exit code.
-pub fn main() -> ExitCode {
+/// Runs the command and maps the outcome to an exit code.
+fn main() -> ExitCode {
     // Behave like other Unix tools when the reader of our output goes away (`| head`): end
     // quietly instead of panicking on a broken pipe.
     // SAFETY: setting a signal disposition to SIG_DFL at start-up, before any thread exists.
@@ -118,9 +124,9 @@ pub fn main() -> ExitCode {
     init_tracing(cli.global.verbose);
 
     let mut component_dirs = cli.global.components_dir.clone();
-    component_dirs.extend(Components::default_dirs());
+    component_dirs.extend(sources::component_dirs());
     let mut subject_dirs = cli.global.subjects_dir.clone();
-    subject_dirs.extend(Subjects::default_dirs());
+    subject_dirs.extend(sources::subject_dirs());
     let mut runtime_options = RuntimeOptions { perf_map: cli.global.perf_map, ..RuntimeOptions::default() };
     if cli.global.no_cache {
         runtime_options.cache_dir = None;
@@ -129,7 +135,7 @@ pub fn main() -> ExitCode {
     }
     let ctx = Context {
         output: cli.global.output,
-        components: Components::new(component_dirs),
+        components: sources::components(component_dirs),
         subjects: Subjects::new(subject_dirs),
         runtime_options,
     };
@@ -166,9 +172,9 @@ pub fn main() -> ExitCode {
 }
 
 fn is_usage_error(e: &anyhow::Error) -> bool {
-    use operator_runtime::LoadError;
-    use operator_runtime::dynamic::ArgumentError;
-    use operator_runtime::registry::SubjectError;
+    use operator_host::LoadError;
+    use operator_host::dynamic::ArgumentError;
+    use operator_host::registry::SubjectError;
     e.is::<UsageError>()
         || e.is::<ArgumentError>()
         || matches!(e.downcast_ref::<LoadError>(), Some(LoadError::NotFound { .. }))

@@ -1,16 +1,16 @@
 //! Where components and subjects are found by name.
 //!
 //! Components: a path (anything with a `/` or ending in `.wasm`), else `<name>.wasm` in the
-//! user's component directories (`$OPERATOR_COMPONENTS_DIR`, colon-separated, then
-//! `$XDG_DATA_HOME/operator/components`), then `<target>/components` of the source tree this
-//! binary was built from (where `components/<name>/build` puts components that cargo does not
-//! build, such as the Python etcd adapter), else the components built into this binary from
-//! `components/`. User directories come first so a locally built adapter can stand in for a
-//! built-in one.
+//! component directories in order, else the built-in components the embedding program hands
+//! over ([`Components::with_builtins`]). [`Components::default_dirs`] are the user's
+//! (`$OPERATOR_COMPONENTS_DIR`, colon-separated, then `$XDG_DATA_HOME/operator/components`);
+//! the CLI adds its own after them, so a locally built adapter can stand in for a built-in one.
 //!
 //! Subjects: a folder `<dir>/<name>/` holding `operator.toml` (the grant manifest) and the
-//! subject's other assets, searched in `$OPERATOR_SUBJECTS_DIR`, the `subjects/` folder of the
-//! source tree this binary was built from, and `$XDG_CONFIG_HOME/operator/subjects`.
+//! subject's other assets, searched in the directories given, by default
+//! `$OPERATOR_SUBJECTS_DIR` and `$XDG_CONFIG_HOME/operator/subjects`.
+//!
+//! This library knows no source tree: where a binary was built from is the CLI's business.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -21,13 +21,14 @@ use crate::error::LoadError;
 use crate::files::{BoundedRead, read_bounded};
 use crate::manifest::{MANIFEST_FILE, Manifest, ManifestError};
 
-struct Builtin {
-    name: &'static str,
-    world: &'static str,
-    bytes: &'static [u8],
+/// A component compiled into the embedding program.
+#[derive(Debug)]
+pub struct Builtin {
+    pub name: &'static str,
+    /// The world it was built for.
+    pub world: &'static str,
+    pub bytes: &'static [u8],
 }
-
-include!(concat!(env!("OUT_DIR"), "/builtin_components.rs"));
 
 /// Where a component's bytes came from.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -62,23 +63,34 @@ pub struct ComponentFile {
 #[derive(Debug, Clone)]
 pub struct Components {
     dirs: Vec<PathBuf>,
+    builtins: &'static [Builtin],
+    /// A folder of component sources (`<name>/build`), for the hint when one is missing.
+    sources: Option<PathBuf>,
 }
 
 impl Components {
-    /// Searches `dirs` (then the built-ins).
+    /// Searches `dirs`; no built-ins.
     pub fn new(dirs: Vec<PathBuf>) -> Self {
-        Components { dirs }
+        Components { dirs, builtins: &[], sources: None }
     }
 
-    /// The default user directories.
+    /// Falls back to `builtins` after the directories.
+    pub fn with_builtins(mut self, builtins: &'static [Builtin]) -> Self {
+        self.builtins = builtins;
+        self
+    }
+
+    /// Names `<sources>/<name>/build` in the error when a component is missing and has one.
+    pub fn with_sources(mut self, sources: PathBuf) -> Self {
+        self.sources = Some(sources);
+        self
+    }
+
+    /// The user's directories: `$OPERATOR_COMPONENTS_DIR`, `$XDG_DATA_HOME/operator/components`.
     pub fn default_dirs() -> Vec<PathBuf> {
         let mut dirs = env_dirs("OPERATOR_COMPONENTS_DIR");
         if let Some(data) = xdg_dir("XDG_DATA_HOME", ".local/share") {
             dirs.push(data.join("operator").join("components"));
-        }
-        let built = PathBuf::from(env!("OPERATOR_BUILT_COMPONENTS_DIR"));
-        if built.is_dir() {
-            dirs.push(built);
         }
         dirs
     }
@@ -112,18 +124,17 @@ impl Components {
                 return read_file(&path, reference.to_string());
             }
         }
-        if let Some(b) = BUILTIN.iter().find(|b| b.name == reference) {
+        if let Some(b) = self.builtins.iter().find(|b| b.name == reference) {
             return Ok(builtin_file(b));
         }
         let mut names: Vec<String> = self.list().into_iter().map(|c| c.name).collect();
         names.dedup();
         let available = if names.is_empty() { "none".to_string() } else { names.join(", ") };
         // A component of the source tree that cargo does not build (Python) has a build script.
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("components").join(reference).join("build");
-        let hint = if script.is_file() {
-            format!("\n  hint: build it with {}", script.canonicalize().unwrap_or(script).display())
-        } else {
-            String::new()
+        let script = self.sources.as_ref().map(|s| s.join(reference).join("build"));
+        let hint = match script.filter(|s| s.is_file()) {
+            Some(script) => format!("\n  hint: build it with {}", script.canonicalize().unwrap_or(script).display()),
+            None => String::new(),
         };
         Err(LoadError::NotFound { name: reference.into(), available, hint })
     }
@@ -145,7 +156,7 @@ impl Components {
                 }
             }
         }
-        for b in BUILTIN {
+        for b in self.builtins {
             seen.entry(b.name.to_string()).or_insert_with(|| builtin_file(b));
         }
         seen.into_values().collect()
@@ -258,17 +269,12 @@ impl Subjects {
         Subjects { dirs }
     }
 
-    /// `$OPERATOR_SUBJECTS_DIR`, the source tree's `subjects/`, `$XDG_CONFIG_HOME/operator/subjects`.
-    pub fn default_dirs() -> Vec<PathBuf> {
-        let mut dirs = env_dirs("OPERATOR_SUBJECTS_DIR");
-        let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("subjects");
-        if let Ok(dir) = built_from.canonicalize() {
-            dirs.push(dir);
-        }
-        if let Some(config) = xdg_dir("XDG_CONFIG_HOME", ".config") {
-            dirs.push(config.join("operator").join("subjects"));
-        }
-        dirs
+    /// The user's directories: `$OPERATOR_SUBJECTS_DIR`, then (the `user_config` part)
+    /// `$XDG_CONFIG_HOME/operator/subjects`; the caller may put its own between them.
+    pub fn default_dirs() -> (Vec<PathBuf>, Vec<PathBuf>) {
+        let env = env_dirs("OPERATOR_SUBJECTS_DIR");
+        let user_config = xdg_dir("XDG_CONFIG_HOME", ".config").map(|c| c.join("operator").join("subjects"));
+        (env, user_config.into_iter().collect())
     }
 
     /// Loads the subject `name` and validates its manifest.
@@ -339,11 +345,15 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_python_component_names_its_build_script() {
+    fn a_missing_component_with_a_build_script_names_it() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let e =
-            Components::new(vec![dir.path().to_path_buf()]).resolve("etcd").expect_err("not built here").to_string();
+        let sources = dir.path().join("components");
+        std::fs::create_dir_all(sources.join("etcd")).expect("mkdir");
+        std::fs::write(sources.join("etcd/build"), "#!/bin/sh\n").expect("write");
+        let c = Components::new(vec![dir.path().to_path_buf()]).with_sources(sources);
+        let e = c.resolve("etcd").expect_err("not built here").to_string();
         assert!(e.contains("hint: build it with") && e.contains("components/etcd/build"), "{e}");
+        assert!(!c.resolve("other").expect_err("missing").to_string().contains("hint"));
     }
 
     #[test]

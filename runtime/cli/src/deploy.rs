@@ -8,15 +8,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use operator_runtime::deploy::{self, ComposeProject, DeployError, Deployer, OpenError, ProjectSource, ServiceStatus};
-use operator_runtime::host::docker::DockerGrants;
-use operator_runtime::host::docker::bollard_engine::BollardEngine;
-use operator_runtime::host::docker::engine::DockerEngine;
-use operator_runtime::host::progress::{Phase, ProgressHandle, ProgressSink};
-use operator_runtime::limits::HumanDuration;
-use operator_runtime::manifest::Manifest;
-use operator_runtime::sandbox::{CallOutcome, FailedCall};
-use operator_runtime::text::escape;
+use operator_host::capability::docker::DockerGrants;
+use operator_host::capability::docker::bollard_engine::BollardEngine;
+use operator_host::capability::docker::engine::DockerEngine;
+use operator_host::capability::progress::{Phase, ProgressHandle, ProgressSink};
+use operator_host::deploy::{self, ComposeProject, DeployError, Deployer, OpenError, ProjectSource, ServiceStatus};
+use operator_host::limits::HumanDuration;
+use operator_host::manifest::Manifest;
+use operator_host::sandbox::{CallOutcome, FailedCall};
+use operator_host::text::escape;
 
 use super::render::{self, Table};
 use super::sandbox_args;
@@ -309,7 +309,7 @@ fn status_table(statuses: &[ServiceStatus]) {
     t.print();
 }
 
-async fn print_logs(stream: &mut operator_runtime::host::docker::LogStream, project: &str, output: Output) {
+async fn print_logs(stream: &mut operator_host::capability::docker::LogStream, project: &str, output: Output) {
     const COLORS: [&str; 5] = ["36", "33", "32", "35", "34"];
     let color = std::io::stdout().is_terminal() && output == Output::Table;
     let mut seen: Vec<String> = Vec::new();

@@ -19,14 +19,14 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Trap, WasmBacktrace};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use crate::capability::context::{CallClock, CallContext};
+pub use crate::capability::context::{Denial, MAX_DENIALS};
+use crate::capability::docker::{DockerHost, ScopedDocker};
+use crate::capability::http::{HttpGrants, HttpHost, HttpTransport};
+use crate::capability::log::ComponentLog;
+use crate::capability::progress::{ProgressHandle, ProgressHost};
+use crate::capability::stdio::{CappedOutput, Captured};
 use crate::error::{Budget, CallError, HostAbort};
-use crate::host::context::{CallClock, CallContext};
-pub use crate::host::context::{Denial, MAX_DENIALS};
-use crate::host::docker::{DockerHost, ScopedDocker};
-use crate::host::http::{HttpGrants, HttpHost, HttpTransport};
-use crate::host::log::ComponentLog;
-use crate::host::progress::{ProgressHandle, ProgressHost};
-use crate::host::stdio::{CappedOutput, Captured};
 use crate::limits::{LimitOverrides, Limits};
 use crate::manifest::Manifest;
 

@@ -1,6 +1,6 @@
 //! `operator call <COMPONENT|PATH> <FUNCTION> [ARGS...]`: invoke any export in the sandbox.
 
-use operator_runtime::dynamic;
+use operator_host::dynamic;
 
 use super::render;
 use super::sandbox_args::{self, SandboxArgs};
@@ -26,9 +26,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let file = ctx.components.resolve(&args.component)?;
     // A named component gets the grants of the subject that uses it, unless --manifest says otherwise.
     let subject_manifest = match file.source {
-        operator_runtime::registry::ComponentSource::Builtin => {
-            ctx.subjects.for_component(&file.name).map(|s| s.manifest)
-        }
+        operator_host::registry::ComponentSource::Builtin => ctx.subjects.for_component(&file.name).map(|s| s.manifest),
         _ => None,
     };
     let manifest = args.sandbox.manifest(subject_manifest)?;
@@ -59,7 +57,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         },
         Output::Table => {
             for v in results {
-                println!("{}", operator_runtime::text::escape(&dynamic::to_wave(v)));
+                println!("{}", operator_host::text::escape(&dynamic::to_wave(v)));
             }
         }
     }

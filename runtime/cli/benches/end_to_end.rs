@@ -2,14 +2,14 @@
 //! against the simulator, side by side with the same request by `curl` and by a Python script
 //! using httpx (the stack of the original design), plus the peak RSS of one `operator` call.
 //!
-//!     cargo bench -p operator-runtime --bench end_to_end
+//!     cargo bench -p operator-cli --bench end_to_end
 //!
 //! The three commands run alternately, in rotating order, so machine noise hits all of them
 //! alike; the table reports medians and the ratios of medians.
 
 mod common;
 #[allow(dead_code)]
-#[path = "../../tests/e2e/harness.rs"]
+#[path = "../../../tests/e2e/harness.rs"]
 mod harness;
 
 use common::median;

@@ -1,6 +1,6 @@
 //! `operator components`: the named components available, with their worlds.
 
-use operator_runtime::inspect::inspect;
+use operator_host::inspect::inspect;
 
 use super::render::{self, Table};
 use super::{Context, Output};

@@ -1,8 +1,8 @@
 //! `operator subject <SUBJECT> <ACTION>`: the Subject contract through the subject's adapter.
 
-use operator_runtime::registry::Subject;
-use operator_runtime::sandbox::{CallOutcome, FailedCall};
-use operator_runtime::subject::{
+use operator_host::registry::Subject;
+use operator_host::sandbox::{CallOutcome, FailedCall};
+use operator_host::subject::{
     ClusterMetrics, ClusterStore, LeaderTransfer, Region, SubjectClient, SubjectError, SubjectResult,
 };
 use serde::Serialize;
@@ -49,7 +49,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let manifest = args.sandbox.manifest(Some(subject.manifest.clone()))?;
     let policy = args.sandbox.policy(manifest.as_ref());
     let Some(section) = &subject.manifest.subject else {
-        return Err(operator_runtime::registry::SubjectError::NoComponent {
+        return Err(operator_host::registry::SubjectError::NoComponent {
             name: subject.name.clone(),
             path: subject.manifest.path.clone(),
         }
@@ -67,7 +67,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             match ctx.output {
                 Output::Json => render::json(&out)?,
                 Output::Table => {
-                    let e = |t: &str| operator_runtime::text::escape(t).into_owned();
+                    let e = |t: &str| operator_host::text::escape(t).into_owned();
                     println!("{} {} — {}", e(&out.name), e(&out.version), e(&out.description));
                     println!("actions: {}", e(&out.actions.join(", ")));
                 }
@@ -112,7 +112,7 @@ fn show<T: Serialize>(ctx: &Context, client: &SubjectClient, r: SubjectResult<T>
             Err(Reported.into())
         }
         (Err(e), Output::Table) => {
-            eprintln!("error: {}", operator_runtime::text::escape_lines(&e.to_string()));
+            eprintln!("error: {}", operator_host::text::escape_lines(&e.to_string()));
             if let SubjectError::Unreachable(_) = e {
                 let endpoints: Vec<String> =
                     client.policy().http.endpoints().map(|g| format!("{}={}", g.name, g.url)).collect();

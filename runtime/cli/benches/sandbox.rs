@@ -1,24 +1,24 @@
 //! Sandbox benchmarks: compile vs cached load, a fresh instance, a call, and how fast a
 //! runaway guest is stopped. Prints medians (and ranges) over repeated runs.
 //!
-//!     cargo bench -p operator-runtime --bench sandbox
+//!     cargo bench -p operator-cli --bench sandbox
 //!
 //! These machines are shared and noisy: read the medians, and compare figures taken in the
 //! same run.
 
 mod common;
 #[allow(dead_code)]
-#[path = "../../tests/e2e/harness.rs"]
+#[path = "../../../tests/e2e/harness.rs"]
 mod harness;
 
 use common::{summary, timed};
 
 use std::time::{Duration, Instant};
 
-use operator_runtime::call::Sandboxed;
-use operator_runtime::dynamic;
-use operator_runtime::limits::Limits;
-use operator_runtime::{Budget, CallError, Policy, Runtime, RuntimeOptions};
+use operator_host::call::Sandboxed;
+use operator_host::dynamic;
+use operator_host::limits::Limits;
+use operator_host::{Budget, CallError, Policy, Runtime, RuntimeOptions};
 
 fn row(what: &str, samples: Vec<Duration>) {
     let n = samples.len();
@@ -150,7 +150,7 @@ fn main() {
     println!(
         "stop latency: worst {:.1?} past the deadline (epoch tick {:?}); target: deadline + one tick",
         worst.saturating_sub(Duration::from_secs(1)),
-        operator_runtime::sandbox::EPOCH_TICK
+        operator_host::sandbox::EPOCH_TICK
     );
 
     python_component(&rt, cache.path());

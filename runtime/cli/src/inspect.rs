@@ -1,9 +1,9 @@
 //! `operator inspect <COMPONENT|PATH>`: what a component imports and exports, what this host
 //! gives it behind each import, and the grants its subject's manifest gives it. Nothing runs.
 
-use operator_runtime::inspect::inspect;
-use operator_runtime::limits::ByteSize;
-use operator_runtime::manifest::{DockerSection, Manifest, Origin};
+use operator_host::inspect::inspect;
+use operator_host::limits::ByteSize;
+use operator_host::manifest::{DockerSection, Manifest, Origin};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -26,7 +26,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let manifest = match &args.manifest {
         Some(path) => Some(Manifest::load(path)?),
         // Named (not given by path): the subject that runs it by that name grants it.
-        None if !operator_runtime::registry::is_path(&args.component) => {
+        None if !operator_host::registry::is_path(&args.component) => {
             ctx.subjects.for_component(&file.name).map(|s| s.manifest)
         }
         None => None,
@@ -61,13 +61,13 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         }));
     }
 
-    let e = |t: &str| operator_runtime::text::escape(t).into_owned();
+    let e = |t: &str| operator_host::text::escape(t).into_owned();
     println!("component  {} ({})", e(&file.name), e(&file.source.to_string()));
     println!("sha256     {digest}");
     println!("size       {}", ByteSize(file.bytes.len() as u64));
     println!(
         "world      {}{}",
-        operator_runtime::text::escape(&info.world),
+        operator_host::text::escape(&info.world),
         info.contract.as_deref().map(|c| format!(" (implements the {c} contract)")).unwrap_or_default()
     );
     // Names and signatures come from the component's bytes: shown, never obeyed.

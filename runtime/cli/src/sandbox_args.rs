@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use operator_runtime::limits::{ByteSize, HumanDuration, LimitOverrides};
-use operator_runtime::manifest::{Manifest, parse_endpoint_url, valid_name};
-use operator_runtime::registry::ComponentFile;
-use operator_runtime::{CallReport, LoadedComponent, Overrides, Policy, Runtime};
+use operator_host::limits::{ByteSize, HumanDuration, LimitOverrides};
+use operator_host::manifest::{Manifest, parse_endpoint_url, valid_name};
+use operator_host::registry::ComponentFile;
+use operator_host::{CallReport, LoadedComponent, Overrides, Policy, Runtime};
 use url::Url;
 
 /// Grant and limit flags.
@@ -82,7 +82,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 fn parse_size(s: &str) -> Result<u64, String> {
     let size = s.parse::<ByteSize>().map_err(|e| e.to_string())?.0;
-    if size > operator_runtime::limits::MAX_MEMORY {
+    if size > operator_host::limits::MAX_MEMORY {
         return Err("sizes above 4GiB cannot be used by a 32-bit wasm guest".into());
     }
     Ok(size)
@@ -95,7 +95,7 @@ pub fn load(runtime: &Runtime, file: &ComponentFile) -> anyhow::Result<LoadedCom
         spinner.set_style(
             ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
-        spinner.set_message(format!("loading {}", operator_runtime::text::escape(&file.name)));
+        spinner.set_message(format!("loading {}", operator_host::text::escape(&file.name)));
         spinner.enable_steady_tick(Duration::from_millis(100));
     } else {
         spinner.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -109,7 +109,7 @@ pub fn load(runtime: &Runtime, file: &ComponentFile) -> anyhow::Result<LoadedCom
 /// allow them), cut output, dropped logs; and with -v its costs and its stdout/stderr.
 pub fn report(component: &str, r: &CallReport) {
     // A component's name is its file's: a subject folder chooses it.
-    let component = &*operator_runtime::text::escape(component);
+    let component = &*operator_host::text::escape(component);
     for d in &r.denials {
         super::render::denial(&d.reason, &d.hint);
     }
@@ -125,7 +125,7 @@ pub fn report(component: &str, r: &CallReport) {
             );
         }
         if !c.text.is_empty() {
-            tracing::info!("{component} {stream}:\n{}", operator_runtime::text::escape_lines(c.text.trim_end()));
+            tracing::info!("{component} {stream}:\n{}", operator_host::text::escape_lines(c.text.trim_end()));
         }
     }
     if r.logs_dropped > 0 {

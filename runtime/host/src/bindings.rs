@@ -6,7 +6,7 @@
 /// Host side of `world subject-adapter`.
 pub(crate) mod subject {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../../wit",
         world: "subject-adapter",
         imports: { default: async | trappable },
         exports: { default: async },
@@ -16,15 +16,15 @@ pub(crate) mod subject {
 /// Host side of `world deployment-driver`; shares the log and sandbox types with `subject`.
 pub(crate) mod deployment {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../../wit",
         world: "deployment-driver",
         imports: { default: async | trappable },
         exports: { default: async },
         with: {
             "operator:core/log": super::subject::operator::core::log,
             "operator:core/sandbox": super::subject::operator::core::sandbox,
-            "operator:core/docker.log-stream": crate::host::docker::LogStream,
-            "operator:core/docker.event-stream": crate::host::docker::EventStream,
+            "operator:core/docker.log-stream": crate::capability::docker::LogStream,
+            "operator:core/docker.event-stream": crate::capability::docker::EventStream,
         },
     });
 }

@@ -3,11 +3,11 @@
 //! compiled natively (the `tikv-adapter` crate). The wasm figure is one typed call on a live
 //! instance: copying the body into guest memory, parsing, mapping every region.
 //!
-//!     cargo bench -p operator-runtime --bench parse
+//!     cargo bench -p operator-cli --bench parse
 
 mod common;
 #[allow(dead_code)]
-#[path = "../../tests/e2e/harness.rs"]
+#[path = "../../../tests/e2e/harness.rs"]
 mod harness;
 
 use common::median;
@@ -15,9 +15,9 @@ use common::median;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use operator_runtime::call::{Output, Sandboxed};
-use operator_runtime::limits::Limits;
-use operator_runtime::{Policy, Runtime, RuntimeOptions};
+use operator_host::call::{Output, Sandboxed};
+use operator_host::limits::Limits;
+use operator_host::{Policy, Runtime, RuntimeOptions};
 
 const REGIONS: usize = 100_000;
 const RUNS: usize = 9;

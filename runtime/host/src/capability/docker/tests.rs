@@ -16,7 +16,7 @@ use super::memory::MemoryEngine;
 use super::plan::Planner;
 use super::scope::{Project, ScopedDocker, labels};
 use crate::bindings::docker as wit;
-use crate::host::progress::ProgressHandle;
+use crate::capability::progress::ProgressHandle;
 use crate::manifest::DockerSection;
 
 /// A project folder with a config file, a data folder and a fake Docker socket folder.
@@ -672,8 +672,8 @@ fn a_project_has_a_bounded_number_of_containers_and_published_ports() {
 
 // --- The capability's host side, through its WIT trait --------------------------------------
 
-fn context() -> Arc<crate::host::context::CallContext> {
-    let ctx = crate::host::context::CallContext::new("driver", Duration::from_secs(5), Duration::from_secs(5));
+fn context() -> Arc<crate::capability::context::CallContext> {
+    let ctx = crate::capability::context::CallContext::new("driver", Duration::from_secs(5), Duration::from_secs(5));
     ctx.clock().start();
     ctx
 }

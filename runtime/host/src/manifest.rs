@@ -319,9 +319,9 @@ impl Manifest {
                     Some(list) => {
                         let mut out = Vec::new();
                         for r in list {
-                            crate::host::docker::image::check_registry(r.get_ref())
+                            crate::capability::docker::image::check_registry(r.get_ref())
                                 .map_err(|m| invalid(Some(r.span()), format!("registries: {m}")))?;
-                            out.push(crate::host::docker::image::normalize_registry(r.get_ref()));
+                            out.push(crate::capability::docker::image::normalize_registry(r.get_ref()));
                         }
                         Some(out)
                     }
@@ -373,7 +373,7 @@ fn validate_rule(
     }
     let mut paths = Vec::new();
     for p in raw.paths {
-        if let Err(why) = crate::host::http::check_path(p.get_ref()) {
+        if let Err(why) = crate::capability::http::check_path(p.get_ref()) {
             return Err(invalid(Some(p.span()), format!("path prefix `{}` {why}", p.get_ref())));
         }
         paths.push(p.into_inner());

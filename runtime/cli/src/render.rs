@@ -1,13 +1,13 @@
 //! Output helpers: aligned tables, JSON, and error messages with their cause chain and hints.
 //!
 //! Everything printed here may carry text from a component, a subject's files or a cluster,
-//! so it goes through [`operator_runtime::text`] first: control characters are shown, not
+//! so it goes through [`operator_host::text`] first: control characters are shown, not
 //! obeyed.
 
-use operator_runtime::limits::ByteSize;
-use operator_runtime::sandbox::FailedCall;
-use operator_runtime::text::{escape, escape_lines, json_safe};
-use operator_runtime::{CallError, LoadError};
+use operator_host::limits::ByteSize;
+use operator_host::sandbox::FailedCall;
+use operator_host::text::{escape, escape_lines, json_safe};
+use operator_host::{CallError, LoadError};
 use serde::Serialize;
 
 use super::Output;
