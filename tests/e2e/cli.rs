@@ -210,3 +210,34 @@ fn a_cache_folder_others_can_write_is_refused_and_left_as_it_is() {
     .expect_code(0)
     .stdout_has("2");
 }
+
+/// `tests/components/subject-v0-1-0` stays built against `wit/since_v0.1.0` whatever version of
+/// the contracts is newest: the host must keep linking its 0.1.0 imports and calling its 0.1.0
+/// exports (`wit/README.md`).
+#[test]
+fn a_component_built_against_operator_core_0_1_0_still_runs() {
+    use crate::harness::test_component;
+    let subjects = tempfile::tempdir().expect("tempdir");
+    let folder = subjects.path().join("old");
+    std::fs::create_dir(&folder).expect("mkdir");
+    std::fs::copy(test_component("subject-v0-1-0"), folder.join("adapter.wasm")).expect("copy");
+    std::fs::write(
+        folder.join("operator.toml"),
+        "[subject]\nname = \"old\"\ncomponent = \"./adapter.wasm\"\n\n\
+         [endpoints.first]\nurl = \"http://127.0.0.1:1\"\nallow = []\n\n\
+         [endpoints.second]\nurl = \"http://127.0.0.1:2\"\nallow = []\n",
+    )
+    .expect("write");
+    let inspect = run(operator().arg("inspect").arg(folder.join("adapter.wasm")));
+    let inspect = inspect.expect_code(0);
+    for import in ["operator:core/http@0.1.0", "operator:core/log@0.1.0"] {
+        assert!(inspect.stdout.contains(import), "{import} not imported:\n{}", inspect.stdout);
+    }
+    assert!(inspect.stdout.contains("operator:core/subject@0.1.0"), "{}", inspect.stdout);
+    let stores =
+        run(operator().arg("--subjects-dir").arg(subjects.path()).args(["subject", "old", "stores", "-o", "json"]));
+    let stores = stores.expect_code(0);
+    let v: serde_json::Value = serde_json::from_str(&stores.stdout).expect("json");
+    let addresses: Vec<&str> = v.as_array().expect("list").iter().filter_map(|s| s["address"].as_str()).collect();
+    assert_eq!(addresses, ["first", "second"]);
+}

@@ -14,7 +14,7 @@ pub mod yaml;
 /// Generated bindings for `world deployment-driver`.
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "../../wit/since_v0.1.0",
         world: "deployment-driver",
         additional_derives: [PartialEq, Clone, serde::Serialize],
     });

@@ -13,7 +13,7 @@ pub mod prom;
 /// Generated bindings for `world subject-adapter`.
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "../../wit/since_v0.1.0",
         world: "subject-adapter",
         additional_derives: [PartialEq, Clone],
     });

@@ -1,33 +1,41 @@
-//! Generated host bindings for the WIT worlds in `wit/`. Private to the crate: the rest of the
-//! runtime converts to and from its own types at the edges.
+//! Generated host bindings for the WIT worlds in `wit/`, one module per served version of
+//! `operator:core` (the list is `contract::OPERATOR_CORE`). Private to the crate: the rest of
+//! the host converts to and from its own types at the edges.
+//!
+//! A new version gets its own module generated from its own folder, linked beside the older
+//! ones; the re-exports below name the newest, which the host's own types follow.
 
 #![allow(missing_docs, clippy::all)]
 
-/// Host side of `world subject-adapter`.
-pub(crate) mod subject {
-    wasmtime::component::bindgen!({
-        path: "../../wit",
-        world: "subject-adapter",
-        imports: { default: async | trappable },
-        exports: { default: async },
-    });
+/// `operator:core@0.1.x`, from `wit/since_v0.1.0`.
+pub(crate) mod v0_1 {
+    /// Host side of `world subject-adapter`.
+    pub(crate) mod subject {
+        wasmtime::component::bindgen!({
+            path: "../../wit/since_v0.1.0",
+            world: "subject-adapter",
+            imports: { default: async | trappable },
+            exports: { default: async },
+        });
+    }
+
+    /// Host side of `world deployment-driver`; shares the log and sandbox types with `subject`.
+    pub(crate) mod deployment {
+        wasmtime::component::bindgen!({
+            path: "../../wit/since_v0.1.0",
+            world: "deployment-driver",
+            imports: { default: async | trappable },
+            exports: { default: async },
+            with: {
+                "operator:core/log": super::subject::operator::core::log,
+                "operator:core/sandbox": super::subject::operator::core::sandbox,
+                "operator:core/docker.log-stream": crate::capability::docker::LogStream,
+                "operator:core/docker.event-stream": crate::capability::docker::EventStream,
+            },
+        });
+    }
 }
 
-/// Host side of `world deployment-driver`; shares the log and sandbox types with `subject`.
-pub(crate) mod deployment {
-    wasmtime::component::bindgen!({
-        path: "../../wit",
-        world: "deployment-driver",
-        imports: { default: async | trappable },
-        exports: { default: async },
-        with: {
-            "operator:core/log": super::subject::operator::core::log,
-            "operator:core/sandbox": super::subject::operator::core::sandbox,
-            "operator:core/docker.log-stream": crate::capability::docker::LogStream,
-            "operator:core/docker.event-stream": crate::capability::docker::EventStream,
-        },
-    });
-}
-
-pub(crate) use deployment::operator::core::{docker, progress};
-pub(crate) use subject::operator::core::{http, log, sandbox};
+pub(crate) use v0_1::deployment::operator::core::{docker, progress};
+pub(crate) use v0_1::subject::operator::core::{http, log, sandbox};
+pub(crate) use v0_1::{deployment, subject};

@@ -229,16 +229,6 @@ impl Runtime {
     }
 }
 
-/// True for imports this host defines (semver-compatible versions included): WASI 0.2 and
-/// `operator:core` 0.1. (wasmtime's own `define_unknown_imports_as_traps` looks names up
-/// exactly, so it would shadow a semver-compatible host definition with a trap.)
-pub fn provided_by_host(import: &str) -> bool {
-    let Some((iface, version)) = import.split_once('@') else { return false };
-    let wasi = ["wasi:cli/", "wasi:clocks/", "wasi:filesystem/", "wasi:io/", "wasi:random/", "wasi:sockets/"];
-    (wasi.iter().any(|p| iface.starts_with(p)) && version.starts_with("0.2."))
-        || (iface.starts_with("operator:core/") && version.starts_with("0.1."))
-}
-
 /// Links every import the host does not provide to a stub that stops the call with `denied`.
 fn stub_foreign_imports(
     linker: &mut Linker<CallState>,
@@ -264,7 +254,7 @@ fn stub_foreign_imports(
 
     let ty = component.component_type();
     for (name, item) in ty.imports(engine) {
-        if provided_by_host(name) {
+        if crate::contract::provided_by_host(name) {
             continue;
         }
         match item.ty {
@@ -388,15 +378,5 @@ mod tests {
         let e = check_component_header(b"hello world").expect_err("garbage");
         assert!(e.to_string().contains("not a WebAssembly file"), "{e}");
         assert!(check_component_header(b"\0asm\x0d\0\x01\0").is_ok());
-    }
-
-    #[test]
-    fn wasi_02_and_operator_01_are_provided_in_any_patch_version() {
-        assert!(provided_by_host("wasi:cli/environment@0.2.6"));
-        assert!(provided_by_host("wasi:io/streams@0.2.0"));
-        assert!(provided_by_host("operator:core/http@0.1.3"));
-        assert!(!provided_by_host("wasi:http/outgoing-handler@0.2.6"));
-        assert!(!provided_by_host("wasi:cli/environment@0.3.0"));
-        assert!(!provided_by_host("acme:evil/exfiltrate@1.0.0"));
     }
 }

@@ -15,6 +15,7 @@ mod bindings;
 pub mod cache;
 pub mod call;
 pub mod capability;
+pub mod contract;
 pub mod deploy;
 pub mod dynamic;
 pub mod engine;

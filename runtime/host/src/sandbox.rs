@@ -198,9 +198,10 @@ fn classify(err: wasmtime::Error, clock: &CallClock, limits: &Limits, stderr: &C
             }
             HostAbort::UnknownImport(import) => CallError::Denied {
                 reason: format!("the component called `{import}`, which this host does not provide"),
-                hint: "the sandbox provides operator:core 0.1 capabilities and WASI 0.2 without files, environment \
-                       or sockets; `operator inspect` lists what the component imports"
-                    .into(),
+                hint: format!(
+                    "the sandbox provides {}; `operator inspect` lists what the component imports",
+                    crate::contract::served()
+                ),
             },
         };
     }

@@ -5,7 +5,7 @@
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
 wit_bindgen::generate!({
-    path: "../../../wit",
+    path: "../../../wit/since_v0.1.0",
     world: "deployment-driver",
 });
 

@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::io::Write as _;
 
 wit_bindgen::generate!({
-    path: "../../../wit",
+    path: "../../../wit/since_v0.1.0",
     inline: r#"
         package test:hostile;
 

@@ -6,7 +6,7 @@
 
 mod bindings {
     wit_bindgen::generate!({
-        path: ["../../../wit", "wit"],
+        path: ["../../../wit/since_v0.1.0", "wit"],
         world: "operator-test:tikv-parse/tikv-parse",
         generate_all,
     });
