@@ -3,17 +3,13 @@
 //! source tree is (`OPERATOR_SOURCE_TREE`, for `sources.rs`).
 //!
 //! A component crate opts in with `[package.metadata.operator]` naming the component and its
-//! world. The wasm build runs as a nested cargo with its own target directory
-//! (`<target>/wasm`), so it never contends with the outer build's lock; a clean environment
-//! keeps the outer build's flags, wrappers (clippy) and build-script variables out of it.
+//! world. The wasm build is `operator-builder`'s (a nested cargo with its own target directory
+//! and a clean environment), the same the tests use for their components.
 
 use std::env;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-const WASM_TARGET: &str = "wasm32-wasip2";
 
 struct ComponentCrate {
     package: String,
@@ -32,8 +28,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=OPERATOR_SKIP_COMPONENT_BUILD");
 
     // Components built outside cargo (Python ones: `components/<name>/build`) land here.
-    let target_dir = env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
-    let target_dir = if target_dir.is_absolute() { target_dir } else { root.join(target_dir) };
+    let target_dir = operator_builder::target_dir(&root);
     println!("cargo:rustc-env=OPERATOR_BUILT_COMPONENTS_DIR={}", target_dir.join("components").display());
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
     println!("cargo:rustc-env=OPERATOR_SOURCE_TREE={}", root.display());
@@ -43,9 +38,14 @@ fn main() {
     generated.push_str("static BUILTIN: &[Builtin] = &[\n");
 
     if !crates.is_empty() {
-        let wasm_dir = build_wasm(&root, &crates);
+        if env::var_os("OPERATOR_SKIP_COMPONENT_BUILD").is_none() {
+            let packages: Vec<&str> = crates.iter().map(|c| c.package.as_str()).collect();
+            if let Err(e) = operator_builder::build_rust(&root, &target_dir, &packages, true) {
+                panic!("{e}");
+            }
+        }
         for c in &crates {
-            let file = wasm_dir.join(format!("{}.wasm", c.package.replace('-', "_")));
+            let file = operator_builder::rust_output(&target_dir, &c.package);
             if !file.exists() {
                 panic!("building component `{}` produced no {}", c.package, file.display());
             }
@@ -92,55 +92,4 @@ fn discover(dir: &Path) -> Vec<ComponentCrate> {
     }
     found.sort_by(|a, b| a.name.cmp(&b.name));
     found
-}
-
-/// Runs the nested `cargo build --release --target wasm32-wasip2` and returns the output dir.
-fn build_wasm(root: &Path, crates: &[ComponentCrate]) -> PathBuf {
-    let target_dir =
-        env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target")).join("wasm");
-    let out = target_dir.join(WASM_TARGET).join("release");
-    if env::var_os("OPERATOR_SKIP_COMPONENT_BUILD").is_some() {
-        return out;
-    }
-
-    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(root).args(["build", "--release", "--target", WASM_TARGET, "--target-dir"]).arg(&target_dir);
-    for c in crates {
-        cmd.args(["-p", &c.package]);
-    }
-    for (key, _) in env::vars_os() {
-        let Some(key) = key.to_str() else { continue };
-        let keep = matches!(key, "CARGO_HOME" | "CARGO_MAKEFLAGS")
-            || key.starts_with("CARGO_NET_")
-            || key.starts_with("CARGO_HTTP_")
-            || key.starts_with("CARGO_REGISTRIES_");
-        let outer_only = (key.starts_with("CARGO_") && !keep)
-            || matches!(
-                key,
-                "RUSTFLAGS"
-                    | "RUSTC_WORKSPACE_WRAPPER"
-                    | "RUSTC_WRAPPER"
-                    | "TARGET"
-                    | "HOST"
-                    | "OUT_DIR"
-                    | "OPT_LEVEL"
-                    | "PROFILE"
-                    | "DEBUG"
-                    | "NUM_JOBS"
-                    | "RUSTC_LINKER"
-            );
-        if outer_only {
-            cmd.env_remove(key);
-        }
-    }
-
-    let status = cmd.status().expect("run cargo for the wasm components");
-    if !status.success() {
-        panic!(
-            "building the wasm components failed ({status}). If the target is missing, run \
-             `rustup target add {WASM_TARGET}` (or ../shared/toolchain/ensure-wasm32-wasip2)."
-        );
-    }
-    out
 }

@@ -19,31 +19,19 @@ fn target_dir() -> PathBuf {
 }
 
 /// Builds the test components under `tests/components/` for wasm32-wasip2 (once per test
-/// process) and returns the path of `package`'s `.wasm`.
+/// process, with the one component builder) and returns the path of `package`'s `.wasm`.
 pub fn test_component(package: &str) -> PathBuf {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
-    let wasm_target = target_dir().join("wasm");
     let built = BUILT.get_or_init(|| {
-        let cargo = option_env!("CARGO").unwrap_or("cargo");
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(root())
-            .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
-            .arg(&wasm_target);
         let dirs = std::fs::read_dir(root().join("tests").join("components")).map_err(|e| e.to_string())?;
-        for dir in dirs.flatten().filter(|d| d.path().join("Cargo.toml").is_file()) {
-            cmd.arg("-p").arg(dir.file_name());
-        }
-        let out = cmd
-            .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .output()
-            .map_err(|e| format!("cannot run cargo: {e}"))?;
-        if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stderr).into_owned()) }
+        let packages: Vec<_> =
+            dirs.flatten().filter(|d| d.path().join("Cargo.toml").is_file()).map(|d| d.file_name()).collect();
+        operator_builder::build_rust(&root(), &target_dir(), &packages, false).map_err(|e| e.to_string())
     });
     if let Err(e) = built {
         panic!("building the test components failed:\n{e}");
     }
-    wasm_target.join("wasm32-wasip2").join("release").join(format!("{}.wasm", package.replace('-', "_")))
+    operator_builder::rust_output(&target_dir(), package)
 }
 
 /// The hostile test component.
@@ -262,8 +250,11 @@ pub fn http_get(addr: SocketAddr, path: &str) -> String {
 pub fn etcd_component() {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
+        // The build compiles the component into the cache the tests' `operator` uses.
         let out = Command::new(root().join("components/etcd/build"))
             .env("CARGO_TARGET_DIR", target_dir())
+            .env("OPERATOR", env!("CARGO_BIN_EXE_operator"))
+            .env("OPERATOR_CACHE_DIR", shared_cache())
             .output()
             .map_err(|e| format!("cannot run components/etcd/build: {e}"))?;
         if !out.status.success() {
@@ -284,16 +275,8 @@ pub fn python_test_component(name: &str) -> PathBuf {
     let out = target_dir().join("wasm-python").join(format!("{name}.wasm"));
     let src = root().join("tests").join("components").join(name);
     let built = BUILT.get_or_init(|| {
-        let done = Command::new(root().join("scripts/componentize"))
-            .arg(src.join("wit"))
-            .arg(name)
-            .arg(&src)
-            .arg("app")
-            .arg(&out)
-            .env("CARGO_TARGET_DIR", target_dir())
-            .output()
-            .map_err(|e| format!("cannot run scripts/componentize: {e}"))?;
-        if done.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&done.stderr).into_owned()) }
+        operator_builder::build_python(&root(), &target_dir(), &src.join("wit"), name, &src, &out)
+            .map_err(|e| e.to_string())
     });
     if let Err(e) = built {
         panic!("building the Python test component {name} failed:\n{e}");
