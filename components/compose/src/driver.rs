@@ -22,6 +22,7 @@ use crate::bindings::operator::core::progress::Phase;
 use crate::interpolate::{Env, interpolate_tree, parse_dotenv};
 use crate::model::{self, Condition, Project, Service};
 use crate::yaml::{self, Kind, Node};
+use operator_rules::names;
 
 /// What the driver needs from its host.
 pub trait Host {
@@ -130,7 +131,7 @@ fn merge(base: Node, over: Node) -> Node {
 }
 
 fn container_name(project: &str, s: &Service) -> String {
-    s.container_name.clone().unwrap_or_else(|| format!("{project}-{}-1", s.name))
+    s.container_name.clone().unwrap_or_else(|| names::container(project, &s.name, 1))
 }
 
 /// The `container-spec` for one service: the model already holds the contract's shapes, so
@@ -357,7 +358,7 @@ fn converge(
     let existing_networks: Vec<String> =
         host.list_networks().map_err(docker_error)?.into_iter().map(|n| n.key).collect();
     for key in networks {
-        let task = format!("Network {}_{key}", input.name);
+        let task = format!("Network {}", names::resource(&input.name, key));
         if existing_networks.iter().any(|k| k == key) {
             host.progress(&task, Phase::Done, "exists");
             continue;
@@ -381,7 +382,11 @@ fn converge(
     for key in volumes {
         let existed = existing_volumes.iter().any(|k| k == key);
         host.create_volume(key).map_err(docker_error)?;
-        host.progress(&format!("Volume {}_{key}", input.name), Phase::Done, if existed { "exists" } else { "created" });
+        host.progress(
+            &format!("Volume {}", names::resource(&input.name, key)),
+            Phase::Done,
+            if existed { "exists" } else { "created" },
+        );
     }
 
     // Services a `service_completed_successfully` dependency waits on are one-shot jobs.
@@ -667,7 +672,7 @@ mod tests {
     impl Host for Fake {
         fn create_network(&self, key: &str) -> Result<NetworkInfo, DockerError> {
             self.networks.borrow_mut().push(key.into());
-            Ok(NetworkInfo { key: key.into(), name: format!("p_{key}"), id: key.into() })
+            Ok(NetworkInfo { key: key.into(), name: names::resource("p", key), id: key.into() })
         }
         fn remove_network(&self, key: &str) -> Result<(), DockerError> {
             self.networks.borrow_mut().retain(|n| n != key);
@@ -678,21 +683,26 @@ mod tests {
                 .networks
                 .borrow()
                 .iter()
-                .map(|k| NetworkInfo { key: k.clone(), name: format!("p_{k}"), id: k.clone() })
+                .map(|k| NetworkInfo { key: k.clone(), name: names::resource("p", k), id: k.clone() })
                 .collect())
         }
         fn create_volume(&self, key: &str) -> Result<VolumeInfo, DockerError> {
             if !self.volumes.borrow().contains(&key.to_string()) {
                 self.volumes.borrow_mut().push(key.into());
             }
-            Ok(VolumeInfo { key: key.into(), name: format!("p_{key}") })
+            Ok(VolumeInfo { key: key.into(), name: names::resource("p", key) })
         }
         fn remove_volume(&self, key: &str) -> Result<(), DockerError> {
             self.volumes.borrow_mut().retain(|v| v != key);
             Ok(())
         }
         fn list_volumes(&self) -> Result<Vec<VolumeInfo>, DockerError> {
-            Ok(self.volumes.borrow().iter().map(|k| VolumeInfo { key: k.clone(), name: format!("p_{k}") }).collect())
+            Ok(self
+                .volumes
+                .borrow()
+                .iter()
+                .map(|k| VolumeInfo { key: k.clone(), name: names::resource("p", k) })
+                .collect())
         }
         fn image_present(&self, image: &str) -> Result<bool, DockerError> {
             Ok(self.images.iter().any(|i| i == image))
@@ -701,7 +711,7 @@ mod tests {
             Err(DockerError::ImageUnavailable(format!("image {image} is not present and cannot be pulled")))
         }
         fn create_container(&self, spec: &ContainerSpec) -> Result<ContainerInfo, DockerError> {
-            let name = spec.container_name.clone().unwrap_or_else(|| format!("p-{}-1", spec.service));
+            let name = spec.container_name.clone().unwrap_or_else(|| names::container("p", &spec.service, spec.number));
             *self.next_id.borrow_mut() += 1;
             let c = ContainerInfo {
                 id: format!("id{}", self.next_id.borrow()),

@@ -1,11 +1,12 @@
-//! Compose's variable interpolation and `.env` files.
+//! Compose's variable interpolation over a compose tree, and `.env` files.
 //!
-//! `$VAR`, `${VAR}`, `${VAR:-default}` (unset or empty), `${VAR-default}` (unset),
-//! `${VAR:?error}`, `${VAR?error}`, `${VAR:+alternative}`, `${VAR+alternative}`, nested inside
-//! defaults, and `$$` for a literal `$`. Values are interpolated, keys are not. An unset
-//! variable with no default becomes the empty string and a warning, as in compose.
+//! The `$VAR` syntax itself is `operator_rules::vars`, shared with the host. Values are
+//! interpolated, keys are not. An unset variable with no default becomes the empty string and
+//! a warning, as in compose.
 
 use std::collections::BTreeMap;
+
+use operator_rules::vars::{self, Unset};
 
 use crate::yaml::{Kind, Node};
 
@@ -33,67 +34,11 @@ impl Env {
     }
 }
 
-/// Interpolates one string; unset variables are added to `warnings`.
+/// Interpolates one string with compose's syntax (`operator_rules::vars`); unset variables
+/// that become blank are added to `warnings`, once each.
 pub fn interpolate(text: &str, env: &Env, warnings: &mut Vec<String>) -> Result<String, String> {
-    let mut out = String::with_capacity(text.len());
-    let chars: Vec<char> = text.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        if chars[i] != '$' {
-            out.push(chars[i]);
-            i += 1;
-            continue;
-        }
-        match chars.get(i + 1) {
-            Some('$') => {
-                out.push('$');
-                i += 2;
-            }
-            Some('{') => {
-                // Find the matching brace, allowing nesting in defaults.
-                let mut depth = 0;
-                let mut end = None;
-                for (j, c) in chars.iter().enumerate().skip(i + 1) {
-                    match c {
-                        '{' => depth += 1,
-                        '}' => {
-                            depth -= 1;
-                            if depth == 0 {
-                                end = Some(j);
-                                break;
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                let end = end.ok_or_else(|| format!("unclosed `${{` in {text:?}"))?;
-                let inner: String = chars[i + 2..end].iter().collect();
-                out.push_str(&expand(&inner, env, warnings)?);
-                i = end + 1;
-            }
-            Some(c) if c.is_ascii_alphabetic() || *c == '_' => {
-                let start = i + 1;
-                let mut j = start;
-                while j < chars.len() && (chars[j].is_ascii_alphanumeric() || chars[j] == '_') {
-                    j += 1;
-                }
-                let name: String = chars[start..j].iter().collect();
-                out.push_str(&lookup(&name, env, warnings));
-                i = j;
-            }
-            _ => {
-                out.push('$');
-                i += 1;
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn lookup(name: &str, env: &Env, warnings: &mut Vec<String>) -> String {
-    match env.get(name) {
-        Some(v) => v.to_string(),
-        None => {
+    vars::interpolate(text, &env.vars, &mut |unset| {
+        if let Unset::Blank(name) = unset {
             let w = format!(
                 "the {name} variable is not set; defaulting to a blank string (only variables the subject's \
                  manifest declares in [deployment] env are passed from the environment)"
@@ -101,72 +46,9 @@ fn lookup(name: &str, env: &Env, warnings: &mut Vec<String>) -> String {
             if !warnings.contains(&w) {
                 warnings.push(w);
             }
-            String::new()
         }
-    }
-}
-
-fn expand(inner: &str, env: &Env, warnings: &mut Vec<String>) -> Result<String, String> {
-    let name_len = inner.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(inner.len());
-    let (name, rest) = inner.split_at(name_len);
-    if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
-        return Err(format!("invalid interpolation format for `${{{inner}}}`"));
-    }
-    let value = env.get(name);
-    let set = value.is_some();
-    let nonempty = value.is_some_and(|v| !v.is_empty());
-    let (op, arg) = if let Some(a) = rest.strip_prefix(":-") {
-        (":-", a)
-    } else if let Some(a) = rest.strip_prefix(":?") {
-        (":?", a)
-    } else if let Some(a) = rest.strip_prefix(":+") {
-        (":+", a)
-    } else if rest.is_empty() {
-        ("", "")
-    } else {
-        rest.split_at(1)
-    };
-    match op {
-        "" => Ok(lookup(name, env, warnings)),
-        ":-" => {
-            if nonempty {
-                Ok(value.unwrap_or_default().into())
-            } else {
-                interpolate(arg, env, warnings)
-            }
-        }
-        "-" => {
-            if set {
-                Ok(value.unwrap_or_default().into())
-            } else {
-                interpolate(arg, env, warnings)
-            }
-        }
-        ":?" | "?" => {
-            let ok = if op == ":?" { nonempty } else { set };
-            if ok {
-                Ok(value.unwrap_or_default().into())
-            } else {
-                let msg = interpolate(arg, env, warnings)?;
-                Err(format!("required variable {name} is missing a value: {msg}"))
-            }
-        }
-        ":+" => {
-            if nonempty {
-                interpolate(arg, env, warnings)
-            } else {
-                Ok(String::new())
-            }
-        }
-        "+" => {
-            if set {
-                interpolate(arg, env, warnings)
-            } else {
-                Ok(String::new())
-            }
-        }
-        _ => Err(format!("invalid interpolation format for `${{{inner}}}`")),
-    }
+        String::new()
+    })
 }
 
 /// Interpolates every string value in a tree (keys are left alone). Errors carry the line.
@@ -236,25 +118,6 @@ mod tests {
     fn env() -> Env {
         let process = vec![("SET".to_string(), "value".to_string()), ("EMPTY".to_string(), String::new())];
         Env::new(&process, &[("FROM_DOTENV".into(), "dot".into()), ("SET".into(), "overridden".into())])
-    }
-
-    fn i(text: &str) -> Result<String, String> {
-        interpolate(text, &env(), &mut Vec::new())
-    }
-
-    #[test]
-    fn every_interpolation_form_works() {
-        assert_eq!(i("a $SET b ${SET}").as_deref(), Ok("a value b value"));
-        assert_eq!(i("${UNSET:-def} ${EMPTY:-def} ${EMPTY-def} ${UNSET-def}").as_deref(), Ok("def def  def"));
-        assert_eq!(i("${SET:+alt} ${EMPTY:+alt} ${EMPTY+alt}").as_deref(), Ok("alt  alt"));
-        assert_eq!(i("${UNSET:-${SET}}").as_deref(), Ok("value"));
-        assert_eq!(i("$$SET costs $$5").as_deref(), Ok("$SET costs $5"));
-        assert_eq!(i("${FROM_DOTENV}").as_deref(), Ok("dot"));
-        assert_eq!(
-            i("${UNSET:?set it please}"),
-            Err("required variable UNSET is missing a value: set it please".into())
-        );
-        assert!(i("${SET").is_err());
     }
 
     #[test]

@@ -263,12 +263,7 @@ fn project_name(src: &ProjectSource, dir: &Path) -> Result<(String, bool), Proje
     Ok((name, named))
 }
 
-/// Compose's rule for a project name.
-pub fn valid_project_name(name: &str) -> bool {
-    let mut c = name.chars();
-    c.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && c.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-}
+pub use operator_rules::names::valid_project_name;
 
 /// The registries a compose file names literally: for every `image:` value, with each
 /// `${VAR:-default}` replaced by its default, the registry, when no variable decides it. An
@@ -277,7 +272,9 @@ pub fn valid_project_name(name: &str) -> bool {
 pub fn literal_registries(text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for value in image_values(text) {
-        let image = with_defaults(&value);
+        // The driver's own `$VAR` evaluator, with no variable set: defaults apply, and `$`
+        // marks what a variable decides.
+        let Some(image) = operator_rules::vars::with_defaults(&value) else { continue };
         let registry = split_registry(&image).map_or(DOCKER_HUB, |(host, _)| host);
         if registry.contains('$') || image.starts_with('$') || image.is_empty() {
             continue;
@@ -337,45 +334,6 @@ fn plain_scalar(value: &str) -> &str {
         prev = c;
     }
     value
-}
-
-/// `${VAR:-d}` and `${VAR-d}` replaced by `d` (nested ones too); other references kept.
-fn with_defaults(value: &str) -> String {
-    let mut out = String::new();
-    let mut rest = value;
-    while let Some(i) = rest.find("${") {
-        out.push_str(&rest[..i]);
-        let inner_start = i + 2;
-        let mut depth = 1;
-        let mut end = None;
-        for (j, c) in rest[inner_start..].char_indices() {
-            match c {
-                '{' => depth += 1,
-                '}' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        end = Some(inner_start + j);
-                        break;
-                    }
-                }
-                _ => {}
-            }
-        }
-        let Some(end) = end else {
-            out.push_str(&rest[i..]);
-            return out;
-        };
-        let inner = &rest[inner_start..end];
-        let op = &inner[inner.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(inner.len())..];
-        let default = op.strip_prefix(":-").or_else(|| op.strip_prefix('-'));
-        match default {
-            Some(d) => out.push_str(&with_defaults(d)),
-            None => out.push('$'),
-        }
-        rest = &rest[end + 1..];
-    }
-    out.push_str(rest);
-    out
 }
 
 /// One service's state after `up` or for `status`.

@@ -215,7 +215,7 @@ impl Planner<'_> {
         }
         let name = match &spec.container_name {
             Some(n) => n.clone(),
-            None => format!("{}-{service}-{}", self.project.name, spec.number),
+            None => operator_rules::names::container(&self.project.name, service, spec.number),
         };
         if !valid_key(&name) {
             return Err(invalid(service, format_args!("container name `{}` is not valid", crate::text::escape(&name))));

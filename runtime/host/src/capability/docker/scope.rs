@@ -62,7 +62,7 @@ pub struct Project {
 impl Project {
     /// `<project>_<key>`: a network or volume name.
     pub fn resource_name(&self, key: &str) -> String {
-        format!("{}_{key}", self.name)
+        operator_rules::names::resource(&self.name, key)
     }
 
     /// The labels that make a resource this project's.
