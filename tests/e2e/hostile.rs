@@ -39,6 +39,13 @@ fn a_stack_overflow_is_a_named_trap() {
 }
 
 #[test]
+fn a_stack_overflow_in_linear_memory_is_named_not_an_out_of_bounds_access() {
+    call(&["recurse-with-locals", "100000"])
+        .expect_code(1)
+        .stderr_has("error: trap: stack overflow: the component's stack in linear memory grew past its end");
+}
+
+#[test]
 fn a_panic_message_reaches_the_user() {
     call(&["panic", "the cluster is on fire"])
         .expect_code(1)

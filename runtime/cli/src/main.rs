@@ -174,11 +174,11 @@ fn main() -> ExitCode {
 fn is_usage_error(e: &anyhow::Error) -> bool {
     use operator_host::LoadError;
     use operator_host::dynamic::ArgumentError;
-    use operator_host::registry::SubjectError;
+    use operator_host::registry::LookupError;
     e.is::<UsageError>()
         || e.is::<ArgumentError>()
         || matches!(e.downcast_ref::<LoadError>(), Some(LoadError::NotFound { .. }))
-        || matches!(e.downcast_ref::<SubjectError>(), Some(SubjectError::NotFound { .. }))
+        || matches!(e.downcast_ref::<LookupError>(), Some(LookupError::NotFound { .. }))
 }
 
 fn init_tracing(verbose: u8) {

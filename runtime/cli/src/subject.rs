@@ -49,7 +49,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let manifest = args.sandbox.manifest(Some(subject.manifest.clone()))?;
     let policy = args.sandbox.policy(manifest.as_ref());
     let Some(section) = &subject.manifest.subject else {
-        return Err(operator_host::registry::SubjectError::NoComponent {
+        return Err(operator_host::registry::LookupError::NoComponent {
             name: subject.name.clone(),
             path: subject.manifest.path.clone(),
         }

@@ -300,6 +300,9 @@ fn config(pooling: bool, perf_map: bool) -> Config {
         config.profiler(wasmtime::ProfilingStrategy::PerfMap);
     }
     config.max_wasm_stack(MAX_WASM_STACK);
+    // Enough frames to tell a recursion that overflowed the stack in linear memory
+    // (`sandbox::RECURSION_FRAMES`) from an out-of-bounds access.
+    config.wasm_backtrace_max_frames(std::num::NonZeroUsize::new(crate::sandbox::RECURSION_FRAMES));
     config.async_stack_size(MAX_WASM_STACK + 2 * 1024 * 1024);
     if pooling {
         let mut pool = PoolingAllocationConfig::default();

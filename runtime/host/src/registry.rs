@@ -240,7 +240,7 @@ pub struct Subject {
 
 /// Why a subject cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum SubjectError {
+pub enum LookupError {
     #[error("no subject named `{name}` (looked in {searched}); available: {available}")]
     NotFound { name: String, searched: String, available: String },
     #[error(transparent)]
@@ -278,15 +278,15 @@ impl Subjects {
     }
 
     /// Loads the subject `name` and validates its manifest.
-    pub fn find(&self, name: &str) -> Result<Subject, SubjectError> {
+    pub fn find(&self, name: &str) -> Result<Subject, LookupError> {
         for dir in &self.dirs {
             let manifest_path = dir.join(name).join(MANIFEST_FILE);
             if manifest_path.is_file() {
                 let folder = dir.join(name).canonicalize().unwrap_or_else(|_| dir.join(name));
                 if let Some(root) = inside_engine_data(&folder, &engine_data_roots()) {
-                    return Err(SubjectError::InEngineData { name: name.into(), dir: folder, root });
+                    return Err(LookupError::InEngineData { name: name.into(), dir: folder, root });
                 }
-                let outside = |real: PathBuf| SubjectError::ManifestOutside { path: manifest_path.clone(), real };
+                let outside = |real: PathBuf| LookupError::ManifestOutside { path: manifest_path.clone(), real };
                 match (manifest_path.canonicalize(), dir.join(name).canonicalize()) {
                     (Ok(real), Ok(folder)) if !real.starts_with(&folder) => return Err(outside(real)),
                     _ => {}
@@ -296,7 +296,7 @@ impl Subjects {
             }
         }
         let names = self.names();
-        Err(SubjectError::NotFound {
+        Err(LookupError::NotFound {
             name: name.into(),
             searched: self.dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "),
             available: if names.is_empty() { "none".into() } else { names.join(", ") },
@@ -375,7 +375,7 @@ mod tests {
         std::os::unix::fs::symlink(dir.path().join("elsewhere.toml"), dir.path().join("demo").join(MANIFEST_FILE))
             .expect("symlink");
         let e = Subjects::new(vec![dir.path().to_path_buf()]).find("demo").expect_err("outside");
-        assert!(matches!(e, SubjectError::ManifestOutside { .. }), "{e}");
+        assert!(matches!(e, LookupError::ManifestOutside { .. }), "{e}");
     }
 
     #[test]

@@ -208,13 +208,42 @@ fn classify(err: wasmtime::Error, clock: &CallClock, limits: &Limits, stderr: &C
     let backtrace = err.downcast_ref::<WasmBacktrace>().map(|b| b.to_string());
     let stderr_tail = stderr.tail_lines(20);
     let message = if let Some(trap) = err.downcast_ref::<Trap>() {
-        describe_trap(*trap)
+        match (trap, recursion(&err)) {
+            (Trap::MemoryOutOfBounds, Some((depth, function))) => format!(
+                "stack overflow: the component's stack in linear memory grew past its end ({} called itself {depth} \
+                 times or more before an out-of-bounds access)",
+                crate::text::escape(&function)
+            ),
+            _ => describe_trap(*trap),
+        }
     } else if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
         format!("the component called exit({})", exit.0)
     } else {
         err.root_cause().to_string()
     };
     CallError::Trap { message, stderr_tail, backtrace }
+}
+
+/// Frames of one function on top of the stack that make an out-of-bounds access a stack
+/// overflow. Compilers for wasm32 (Rust, C, componentize-py's CPython) keep a second stack in
+/// linear memory, growing down from its bottom; overflowing it wraps the stack pointer and the
+/// next store faults like any out-of-bounds access. wasmtime does not say at which address (its
+/// fault context is absent when bounds are checked explicitly), so the backtrace tells.
+pub(crate) const RECURSION_FRAMES: usize = 64;
+
+/// The depth and name of a function that called itself at least [`RECURSION_FRAMES`] times at
+/// the top of the trap's backtrace.
+fn recursion(err: &wasmtime::Error) -> Option<(usize, String)> {
+    let frames = err.downcast_ref::<WasmBacktrace>()?.frames();
+    let top = frames.first()?;
+    let depth = frames.iter().take_while(|f| f.func_index() == top.func_index()).count();
+    (depth >= RECURSION_FRAMES).then(|| {
+        let name = match top.func_name() {
+            Some(n) => format!("{:#}", rustc_demangle::demangle(n)),
+            None => format!("function {}", top.func_index()),
+        };
+        (depth, name)
+    })
 }
 
 fn describe_trap(trap: Trap) -> String {

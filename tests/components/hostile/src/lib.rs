@@ -26,6 +26,7 @@ wit_bindgen::generate!({
             export spin: func() -> u64;
             export allocate: func(megabytes: u32) -> u32;
             export recurse: func(depth: u64) -> u64;
+            export recurse-with-locals: func(depth: u64) -> u64;
             export panic: func(message: string);
             export flood-stdout: func(megabytes: u32) -> u32;
             export read-file: func(path: string) -> result<string, string>;
@@ -74,6 +75,18 @@ impl Guest for Hostile {
         // exhausts the wasm stack itself.
         fn go(n: u64) -> u64 {
             if n == 0 { 0 } else { black_box(go(black_box(n - 1))).wrapping_add(n) }
+        }
+        go(depth)
+    }
+
+    fn recurse_with_locals(depth: u64) -> u64 {
+        // Each frame keeps a 4 KiB array, which lives on the shadow stack in linear memory:
+        // this overflows that stack (1 MiB, below address 1 MiB) into address 0xffff_xxxx.
+        fn go(n: u64) -> u64 {
+            let mut frame = [0u8; 4096];
+            frame[(n % 4096) as usize] = n as u8;
+            let frame = black_box(frame);
+            if n == 0 { 0 } else { black_box(go(black_box(n - 1))).wrapping_add(u64::from(frame[0])) }
         }
         go(depth)
     }
