@@ -239,6 +239,29 @@ class MemberView:
     state: str
     is_leader: bool
     problem: str = ""
+    #: The backend quota (`--quota-backend-bytes`) its `/metrics` publish, when read.
+    quota_bytes: Optional[int] = None
+
+    def capacity(self) -> Tuple[int, int]:
+        """(capacity, available) in bytes: the quota, less the db size it is compared with."""
+        if self.quota_bytes is None or self.status is None:
+            return 0, 0
+        return self.quota_bytes, max(self.quota_bytes - self.status.db_size, 0)
+
+
+QUOTA_METRIC = "etcd_server_quota_backend_bytes"
+
+
+def parse_quota(body: bytes) -> Optional[int]:
+    """`etcd_server_quota_backend_bytes` from a member's Prometheus text exposition."""
+    for line in body.decode("utf-8", "replace").splitlines():
+        if line.startswith(QUOTA_METRIC + " ") or line.startswith(QUOTA_METRIC + "{"):
+            try:
+                value = float(line.rsplit(None, 1)[1])
+            except (IndexError, ValueError):
+                return None
+            return int(value) if value == value and value >= 0 else None
+    return None
 
 
 @dataclass
@@ -326,7 +349,26 @@ class Cluster:
     # -- Subject operations --------------------------------------------------------------------
 
     def stores(self) -> List[MemberView]:
-        return self.observe().members
+        obs = self.observe()
+        for v in obs.members:
+            if v.status is not None:
+                v.quota_bytes = self.quota(v.status.endpoint)
+        return obs.members
+
+    def quota(self, endpoint: str) -> Optional[int]:
+        """The member's backend quota from its own `/metrics`; None (logged) when unreadable."""
+        try:
+            reply = self.t.get(endpoint, "/metrics", [])
+        except Failure as f:
+            self.t.log("debug", f"quota of `{endpoint}` unavailable: {f.message}")
+            return None
+        if reply.status != 200:
+            self.t.log("debug", f"quota of `{endpoint}` unavailable: /metrics answered {reply.status}")
+            return None
+        quota = parse_quota(reply.body)
+        if quota is None:
+            self.t.log("debug", f"`{endpoint}`/metrics has no {QUOTA_METRIC}")
+        return quota
 
     def hot_write_regions(self) -> Tuple[Observation, Optional["WriteFlow"]]:
         """The one raft group's observation and its write flow (the caller handles limit 0)."""

@@ -215,6 +215,10 @@ fn etcd_stores_are_the_three_members_with_exactly_one_leader() {
         assert_eq!(s["version"], "3.4.23", "{s}");
         assert!(s["used_bytes"].as_u64().unwrap_or(0) > 0, "{s}");
         assert_eq!(s["region_count"], 1, "{s}");
+        // etcd's default backend quota (2 GiB), read from the member's own /metrics.
+        assert_eq!(s["capacity_bytes"], 2u64 << 30, "{s}");
+        let available = s["available_bytes"].as_u64().unwrap_or(0);
+        assert_eq!(available, (2u64 << 30) - s["used_bytes"].as_u64().unwrap_or(0), "{s}");
     }
     let leaders: Vec<u64> = list.iter().filter(|s| s["leader_count"] == 1).map(id_of).collect();
     assert_eq!(leaders, vec![cluster.wait_for_leader(None)], "{stores}");

@@ -100,6 +100,18 @@ def healthy_routes():
 
 
 class Stores(unittest.TestCase):
+    def test_capacity_is_the_quota_each_member_publishes_and_available_what_its_db_leaves(self):
+        routes = healthy_routes()
+        metrics = b"# HELP etcd_server_quota_backend_bytes Current backend storage quota size in bytes.\n" \
+            b"# TYPE etcd_server_quota_backend_bytes gauge\netcd_server_quota_backend_bytes 2.147483648e+09\n"
+        routes[("etcd1", "/metrics")] = core.Reply(200, metrics)
+        routes[("etcd2", "/metrics")] = core.Reply(200, b"other_metric 1\n")
+        # etcd3's /metrics is refused: capacity stays unknown (0), the rest still answers.
+        views = {v.member.id: v for v in core.Cluster(FakeHost(routes)).stores()}
+        self.assertEqual(views[N1].capacity(), (2147483648, 2147483648 - 20480))
+        self.assertEqual(views[N2].capacity(), (0, 0))
+        self.assertEqual(views[N3].capacity(), (0, 0))
+
     def test_three_members_with_exactly_one_leader_and_ids_beyond_2_53(self):
         views = core.Cluster(FakeHost(healthy_routes())).stores()
         self.assertEqual([v.member.id for v in views], sorted([N1, N2, N3]))

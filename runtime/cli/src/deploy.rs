@@ -15,6 +15,7 @@ use operator_host::capability::progress::{Phase, ProgressHandle, ProgressSink};
 use operator_host::deploy::{self, ComposeProject, DeployError, Deployer, OpenError, ProjectSource, ServiceStatus};
 use operator_host::limits::HumanDuration;
 use operator_host::manifest::Manifest;
+use operator_host::registry::Subject;
 use operator_host::sandbox::{CallOutcome, FailedCall};
 use operator_host::text::escape;
 
@@ -120,7 +121,15 @@ fn resolve(ctx: &Context, common: &Common, labels_suffice: bool) -> anyhow::Resu
             let subject = ctx.subjects.find(name)?;
             (subject.dir.clone(), Some(subject.manifest))
         }
-        None => (PathBuf::from("."), None),
+        // A plain folder: its own operator.toml, if it has one, grants and declares as a
+        // subject's does.
+        None => {
+            let dir = PathBuf::from(".");
+            let name =
+                std::env::current_dir().ok().and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()));
+            let subject = Subject::in_folder(name.as_deref().unwrap_or("."), &dir)?;
+            (dir, subject.map(|s| s.manifest))
+        }
     };
     let grants = deploy::grants(manifest.as_ref(), &dir)?;
     let src = ProjectSource {

@@ -89,6 +89,17 @@ pub fn bytes(n: u64) -> String {
     if unit == 0 { format!("{n}B") } else { format!("{v:.1}{}", UNITS[unit]) }
 }
 
+/// A number with three significant digits at most (`0.0333`, `12.5`, `1234`), no trailing zeros.
+pub fn number(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let magnitude = v.abs().log10().floor() as i32;
+    let decimals = (2 - magnitude).clamp(0, 12) as usize;
+    let s = format!("{v:.decimals$}");
+    if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
+}
+
 /// A rate for tables.
 pub fn rate(v: Option<f64>, unit: &str) -> String {
     match v {

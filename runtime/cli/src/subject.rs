@@ -205,7 +205,10 @@ fn sample_value(v: f64, unit: &str) -> String {
         "bytes" => render::bytes(v.max(0.0) as u64),
         "bytes/s" => render::rate(Some(v), "B/s"),
         "count" => format!("{v:.0}"),
-        other => format!("{v:.1} {other}"),
+        // A per-second count: `0.033/s`, not `0.0 1/s`.
+        "1/s" => format!("{}/s", render::number(v)),
+        "" => render::number(v),
+        other => format!("{} {other}", render::number(v)),
     }
 }
 
@@ -221,5 +224,19 @@ fn transfer_line(t: &LeaderTransfer) {
             "region {}: transfer from {from} to store {} was accepted but not yet observed after {} ms",
             t.region_id, t.to_store_id, t.waited_ms
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sample_value;
+
+    #[test]
+    fn small_rates_keep_their_digits_and_units_read_naturally() {
+        assert_eq!(sample_value(0.0333, "1/s"), "0.0333/s");
+        assert_eq!(sample_value(12.5, "1/s"), "12.5/s");
+        assert_eq!(sample_value(0.0, "1/s"), "0/s");
+        assert_eq!(sample_value(0.25, "ratio"), "0.25 ratio");
+        assert_eq!(sample_value(2048.0, "bytes"), "2.0KiB");
     }
 }

@@ -238,6 +238,28 @@ pub struct Subject {
     pub manifest: Manifest,
 }
 
+impl Subject {
+    /// The subject `name` in `folder`, if the folder holds a manifest: checked as every subject
+    /// is (not inside an engine's data root, its manifest not a link out of the folder).
+    pub fn in_folder(name: &str, folder: &Path) -> Result<Option<Subject>, LookupError> {
+        let manifest_path = folder.join(MANIFEST_FILE);
+        if !manifest_path.is_file() {
+            return Ok(None);
+        }
+        let real_folder = folder.canonicalize().unwrap_or_else(|_| folder.to_path_buf());
+        if let Some(root) = inside_engine_data(&real_folder, &engine_data_roots()) {
+            return Err(LookupError::InEngineData { name: name.into(), dir: real_folder, root });
+        }
+        if let Ok(real) = manifest_path.canonicalize()
+            && !real.starts_with(&real_folder)
+        {
+            return Err(LookupError::ManifestOutside { path: manifest_path, real });
+        }
+        let manifest = Manifest::load(&manifest_path)?;
+        Ok(Some(Subject { name: name.into(), dir: folder.to_path_buf(), manifest }))
+    }
+}
+
 /// Why a subject cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum LookupError {
@@ -280,19 +302,8 @@ impl Subjects {
     /// Loads the subject `name` and validates its manifest.
     pub fn find(&self, name: &str) -> Result<Subject, LookupError> {
         for dir in &self.dirs {
-            let manifest_path = dir.join(name).join(MANIFEST_FILE);
-            if manifest_path.is_file() {
-                let folder = dir.join(name).canonicalize().unwrap_or_else(|_| dir.join(name));
-                if let Some(root) = inside_engine_data(&folder, &engine_data_roots()) {
-                    return Err(LookupError::InEngineData { name: name.into(), dir: folder, root });
-                }
-                let outside = |real: PathBuf| LookupError::ManifestOutside { path: manifest_path.clone(), real };
-                match (manifest_path.canonicalize(), dir.join(name).canonicalize()) {
-                    (Ok(real), Ok(folder)) if !real.starts_with(&folder) => return Err(outside(real)),
-                    _ => {}
-                }
-                let manifest = Manifest::load(&manifest_path)?;
-                return Ok(Subject { name: name.into(), dir: dir.join(name), manifest });
+            if let Some(subject) = Subject::in_folder(name, &dir.join(name))? {
+                return Ok(subject);
             }
         }
         let names = self.names();

@@ -19,6 +19,8 @@ pub struct DockerGrants {
     pub writable_paths: Vec<PathBuf>,
     /// Where to say a grant goes (`subjects/x/operator.toml`), if there is a manifest.
     pub manifest: Option<PathBuf>,
+    /// The folder whose manifest it is (or would be).
+    pub folder: PathBuf,
 }
 
 /// Why a set of grants cannot be used.
@@ -36,7 +38,11 @@ impl DockerGrants {
             Some(path) => {
                 format!("add `{grant}` to [deployment.docker] in {} if this project really needs it", path.display())
             }
-            None => format!("this needs the grant `{grant}` in the subject's [deployment.docker] manifest section"),
+            None => format!(
+                "this folder has no manifest: create {} with a [deployment.docker] section holding `{grant}` if this \
+                 project really needs it",
+                self.folder.join(crate::manifest::MANIFEST_FILE).display()
+            ),
         }
     }
 
@@ -55,6 +61,7 @@ impl DockerGrants {
             writable_paths: allow.writable_paths.iter().map(|p| subject_dir.join(p)).collect(),
             allow,
             manifest,
+            folder: subject_dir.canonicalize().unwrap_or_else(|_| subject_dir.to_path_buf()),
         };
         grants.allow.cap_add = grants.allow.cap_add.iter().map(|c| normalize_capability(c)).collect();
         grants.validate(subject_dir)
@@ -151,5 +158,17 @@ mod tests {
         assert!(!g.label_granted("traefik.http.routers.x.rule"));
         assert!(g.label_granted("org.example.team"));
         assert!(!g.label_granted("org.examples"));
+    }
+
+    #[test]
+    fn a_hint_names_the_manifest_to_edit_or_the_one_to_create() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let plain = DockerGrants::resolve(DockerSection::default(), dir.path(), None).expect("no grants");
+        let hint = plain.hint("privileged = true");
+        let expected = dir.path().canonicalize().expect("canonical").join("operator.toml");
+        assert!(hint.contains(&format!("create {}", expected.display())), "{hint}");
+        assert!(hint.contains("[deployment.docker]") && hint.contains("`privileged = true`"), "{hint}");
+        let with = DockerGrants { manifest: Some(expected.clone()), ..plain };
+        assert!(with.hint("privileged = true").starts_with("add `privileged = true` to [deployment.docker] in"));
     }
 }
