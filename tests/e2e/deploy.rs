@@ -450,3 +450,33 @@ fn an_interrupted_up_is_cleaned_by_down_even_without_the_compose_file() {
     deploy_case(subjects.path(), &project, &["down", "--volumes"]).expect_code(0);
     assert_eq!(leftovers(&project), Vec::<String>::new());
 }
+
+/// `deploy local` in a plain folder (no subject): without an operator.toml a denial names the
+/// file to create; with one, its grants are the folder's and the hint names it.
+#[test]
+fn a_plain_folders_own_manifest_grants_and_a_denial_names_the_file_to_create() {
+    let _lock = docker_lock();
+    etcd_images();
+    let project = format!("e2e-plain-{}", std::process::id());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let folder = dir.path().join("plain");
+    std::fs::create_dir(&folder).expect("mkdir");
+    std::fs::write(
+        folder.join("compose.yaml"),
+        "services:\n  a:\n    image: operator/etcd:3.4.23-debian\n    privileged: true\n",
+    )
+    .expect("write");
+    let up = || run(operator().current_dir(&folder).args(["deploy", "local", "up", "-p", &project]));
+    let manifest = folder.canonicalize().expect("canonical").join("operator.toml");
+    up().expect_code(1).stderr_has("privileged containers are not granted").stderr_has(&format!(
+        "create {} with a [deployment.docker] section holding `privileged = true`",
+        manifest.display()
+    ));
+    assert_eq!(leftovers(&project), Vec::<String>::new());
+
+    std::fs::write(&manifest, "[deployment.docker]\n").expect("write");
+    up().expect_code(1)
+        .stderr_has(&format!("add `privileged = true` to [deployment.docker] in {}", manifest.display()));
+    assert_eq!(leftovers(&project), Vec::<String>::new());
+    scrub(&project);
+}

@@ -124,10 +124,9 @@ fn resolve(ctx: &Context, common: &Common, labels_suffice: bool) -> anyhow::Resu
         // A plain folder: its own operator.toml, if it has one, grants and declares as a
         // subject's does.
         None => {
-            let dir = PathBuf::from(".");
-            let name =
-                std::env::current_dir().ok().and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()));
-            let subject = Subject::in_folder(name.as_deref().unwrap_or("."), &dir)?;
+            let dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+            let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let subject = Subject::in_folder(&name, &dir)?;
             (dir, subject.map(|s| s.manifest))
         }
     };
