@@ -71,7 +71,7 @@ impl BindRules {
         let path = Path::new(source);
         let path = if path.is_absolute() { path.to_path_buf() } else { self.project_dir.join(path) };
         let real = path.canonicalize().map_err(|_| {
-            DockerError::NotFound(format!(
+            DockerError::not_found(format!(
                 "service {service}: bind source {} does not exist (Docker would create an empty directory there)",
                 path.display()
             ))
@@ -105,7 +105,7 @@ impl BindRules {
         }
 
         let kind = std::fs::metadata(&real).map(|m| m.file_type()).map_err(|e| {
-            DockerError::NotFound(format!("service {service}: bind source {shown} cannot be read: {e}"))
+            DockerError::not_found(format!("service {service}: bind source {shown} cannot be read: {e}"))
         })?;
         if !(kind.is_dir() || kind.is_file()) {
             let what = if kind.is_socket() {
@@ -177,6 +177,7 @@ impl BindRules {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capability::docker::engine::EngineError;
 
     struct Case {
         _root: tempfile::TempDir,
@@ -294,7 +295,7 @@ mod tests {
         let _l = std::os::unix::net::UnixListener::bind(&other).expect("socket");
         let (reason, _) = denied(c.rules.check(&g, "s", "app.sock", true));
         assert!(reason.contains("is a socket"), "{reason}");
-        assert!(matches!(c.rules.check(&g, "s", "missing", true), Err(DockerError::NotFound(_))));
+        assert!(matches!(c.rules.check(&g, "s", "missing", true), Err(DockerError::Engine(EngineError::NotFound(_)))));
     }
 
     #[test]

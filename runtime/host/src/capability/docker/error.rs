@@ -1,4 +1,6 @@
-//! Why a scoped Docker operation failed: the capability's error, one variant per WIT case.
+//! Why a scoped Docker operation failed: the capability's error. Its cases are the WIT
+//! `docker-error`'s: the scope's own refusals here, the engine's failures as [`EngineError`]
+//! (one list of engine cases, not two).
 
 use super::engine::EngineError;
 
@@ -11,29 +13,33 @@ pub enum DockerError {
     /// The request is malformed.
     #[error("{0}")]
     Invalid(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Conflict(String),
-    #[error("{0}")]
-    ImageUnavailable(String),
-    #[error("{0}")]
-    Unavailable(String),
     /// A per-call limit of the capability was reached.
     #[error("{0}")]
     LimitExceeded(String),
-    #[error("{0}")]
-    Failed(String),
+    /// The engine failed, or the scope reports what the engine would (a name not in the
+    /// project is `not-found`; one taken outside it, a `conflict`).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
 }
 
-impl From<EngineError> for DockerError {
-    fn from(e: EngineError) -> Self {
-        match e {
-            EngineError::Unavailable(m) => DockerError::Unavailable(m),
-            EngineError::NotFound(m) => DockerError::NotFound(m),
-            EngineError::Conflict(m) => DockerError::Conflict(m),
-            EngineError::ImageUnavailable(m) => DockerError::ImageUnavailable(m),
-            EngineError::Failed(m) => DockerError::Failed(m),
-        }
+impl DockerError {
+    /// `not-found`.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        EngineError::NotFound(message.into()).into()
+    }
+
+    /// `conflict`.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        EngineError::Conflict(message.into()).into()
+    }
+
+    /// `image-unavailable`.
+    pub fn image_unavailable(message: impl Into<String>) -> Self {
+        EngineError::ImageUnavailable(message.into()).into()
+    }
+
+    /// `unavailable`.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        EngineError::Unavailable(message.into()).into()
     }
 }

@@ -33,6 +33,7 @@ use wasmtime::component::{Resource, ResourceTable};
 
 use super::context::CallContext;
 use crate::bindings::docker as wit;
+pub use engine::EngineError;
 pub use error::DockerError;
 pub use grants::DockerGrants;
 use scope::ProjectContainer;
@@ -64,12 +65,12 @@ fn to_wit_error(context: &CallContext, e: DockerError) -> wit::DockerError {
     match e {
         DockerError::Denied { reason, hint } => wit::DockerError::Denied(context.deny("docker", reason, hint)),
         DockerError::Invalid(m) => wit::DockerError::Invalid(m),
-        DockerError::NotFound(m) => wit::DockerError::NotFound(m),
-        DockerError::Conflict(m) => wit::DockerError::Conflict(m),
-        DockerError::ImageUnavailable(m) => wit::DockerError::ImageUnavailable(m),
-        DockerError::Unavailable(m) => wit::DockerError::Unavailable(m),
+        DockerError::Engine(EngineError::NotFound(m)) => wit::DockerError::NotFound(m),
+        DockerError::Engine(EngineError::Conflict(m)) => wit::DockerError::Conflict(m),
+        DockerError::Engine(EngineError::ImageUnavailable(m)) => wit::DockerError::ImageUnavailable(m),
+        DockerError::Engine(EngineError::Unavailable(m)) => wit::DockerError::Unavailable(m),
         DockerError::LimitExceeded(m) => wit::DockerError::LimitExceeded(m),
-        DockerError::Failed(m) => wit::DockerError::Failed(m),
+        DockerError::Engine(EngineError::Failed(m)) => wit::DockerError::Failed(m),
     }
 }
 

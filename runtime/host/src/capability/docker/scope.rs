@@ -212,7 +212,7 @@ impl ScopedDocker {
             sort("volume", &v.name, &v.labels);
         }
         if let Some(f) = other_folder.filter(|_| foreign.is_empty() && !self.project.named) {
-            return Err(DockerError::Conflict(format!(
+            return Err(DockerError::conflict(format!(
                 "project {} was deployed from {}, not from this subject ({}): another subject of the same name \
                  does not get it; pass -p {} to act on it from here",
                 self.project.name,
@@ -226,7 +226,7 @@ impl ScopedDocker {
         }
         let shown = foreign.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
         let more = if foreign.len() > 5 { format!(" and {} more", foreign.len() - 5) } else { String::new() };
-        Err(DockerError::Conflict(format!(
+        Err(DockerError::conflict(format!(
             "project {} holds resources operator did not create ({shown}{more}); operator acts only on projects it \
              owns: remove them (`docker compose -p {} down`) or choose another name with -p",
             self.project.name, self.project.name
@@ -252,7 +252,7 @@ impl ScopedDocker {
             (None, Some(p)) => format!("it belongs to compose project {p}, which operator did not create"),
             (None, None) => "operator did not create it".to_string(),
         };
-        DockerError::Conflict(format!(
+        DockerError::conflict(format!(
             "a {what} named {name} exists but is not project {}'s: {owner}; remove it or choose another project name",
             self.project.name
         ))
@@ -294,7 +294,7 @@ impl ScopedDocker {
             Err(e @ EngineError::Unavailable(_)) => return Err(e.into()),
             // Older engines answer a name several networks share with an error.
             Err(_) => {
-                return Err(DockerError::Conflict(format!(
+                return Err(DockerError::conflict(format!(
                     "networks named {name} exist outside project {}; remove them or choose another project name",
                     self.project.name
                 )));
@@ -316,7 +316,7 @@ impl ScopedDocker {
         let ours: Vec<NetworkView> =
             self.list_networks().await?.into_iter().filter(|(k, _)| k == key).map(|(_, n)| n).collect();
         if ours.is_empty() {
-            return Err(DockerError::NotFound(format!(
+            return Err(DockerError::not_found(format!(
                 "no network `{}` in project {}",
                 crate::text::escape(key),
                 self.project.name
@@ -368,7 +368,7 @@ impl ScopedDocker {
     /// Removes project volume `key`.
     pub async fn remove_volume(&self, key: &str) -> Result<(), DockerError> {
         let Some((_, v)) = self.list_volumes().await?.into_iter().find(|(k, _)| k == key) else {
-            return Err(DockerError::NotFound(format!(
+            return Err(DockerError::not_found(format!(
                 "no volume `{}` in project {}",
                 crate::text::escape(key),
                 self.project.name
@@ -420,7 +420,7 @@ impl ScopedDocker {
         };
         self.engine.pull_image(image, &report).await.map_err(|e| match e {
             EngineError::NotFound(m) | EngineError::Failed(m) | EngineError::ImageUnavailable(m) => {
-                DockerError::ImageUnavailable(format!("image {image} is not present and cannot be pulled: {m}"))
+                DockerError::image_unavailable(format!("image {image} is not present and cannot be pulled: {m}"))
             }
             other => other.into(),
         })
@@ -460,7 +460,7 @@ impl ScopedDocker {
             let networks = self.list_networks().await?;
             for (key, aliases) in &plan.networks {
                 let Some((_, n)) = networks.iter().find(|(k, _)| k == key) else {
-                    return Err(DockerError::NotFound(format!(
+                    return Err(DockerError::not_found(format!(
                         "service {service}: network `{key}` does not exist in project {}; create it first",
                         self.project.name
                     )));
@@ -480,7 +480,7 @@ impl ScopedDocker {
             let volumes = self.list_volumes().await?;
             for key in &plan.volumes {
                 if !volumes.iter().any(|(k, _)| k == key) {
-                    return Err(DockerError::NotFound(format!(
+                    return Err(DockerError::not_found(format!(
                         "service {service}: volume `{key}` does not exist in project {}; create it first",
                         self.project.name
                     )));
@@ -493,14 +493,14 @@ impl ScopedDocker {
             // The daemon's message names the other container's ID: not the driver's to know.
             Err(EngineError::Conflict(_)) => {
                 let ours = existing.iter().any(|c| c.view.name == name);
-                return Err(DockerError::Conflict(if ours {
+                return Err(DockerError::conflict(if ours {
                     format!("container {name} already exists in project {}", self.project.name)
                 } else {
                     format!("the name {name} is taken by a container outside project {}", self.project.name)
                 }));
             }
             Err(EngineError::NotFound(m)) => {
-                return Err(DockerError::ImageUnavailable(format!("service {service}: {m}")));
+                return Err(DockerError::image_unavailable(format!("service {service}: {m}")));
             }
             Err(other) => return Err(other.into()),
         };
@@ -524,7 +524,7 @@ impl ScopedDocker {
     /// The project container called `name`, or not-found: other containers do not exist here.
     async fn find(&self, name: &str) -> Result<ProjectContainer, DockerError> {
         self.list_containers().await?.into_iter().find(|c| c.view.name == name).ok_or_else(|| {
-            DockerError::NotFound(format!(
+            DockerError::not_found(format!(
                 "no container `{}` in project {}",
                 crate::text::escape(name),
                 self.project.name
@@ -605,7 +605,7 @@ impl ScopedDocker {
         let mut sources: Vec<LogSource> = Vec::new();
         for n in names {
             let c = containers.iter().find(|c| c.view.name == *n).ok_or_else(|| {
-                DockerError::NotFound(format!(
+                DockerError::not_found(format!(
                     "no container `{}` in project {}",
                     crate::text::escape(n),
                     self.project.name

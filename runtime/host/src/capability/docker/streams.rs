@@ -152,7 +152,7 @@ impl EventStream {
         let mut events = Vec::new();
         match tokio::time::timeout(timeout, self.rx.recv()).await {
             Ok(Some(first)) => events.push(first?),
-            Ok(None) => return Err(DockerError::Unavailable("the Docker event stream ended".into())),
+            Ok(None) => return Err(DockerError::unavailable("the Docker event stream ended")),
             Err(_) => return Ok(Vec::new()),
         }
         while events.len() < BATCH {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bollard::models::{MountBindOptionsPropagationEnum, MountType, RestartPolicyNameEnum};
 
 use super::binds::{BindRules, EngineLocation};
-use super::engine::{DockerEngine, LogChunk};
+use super::engine::{DockerEngine, EngineError, LogChunk};
 use super::error::DockerError;
 use super::grants::DockerGrants;
 use super::memory::MemoryEngine;
@@ -327,11 +327,11 @@ fn a_project_holding_resources_operator_did_not_create_is_refused() {
         engine.create_network("someone-else_default", labels.into_iter().collect()).await.expect("network");
         let e = docker.check_ownership().await.expect_err("not ours");
         assert!(
-            matches!(&e, DockerError::Conflict(m) if m.contains("holds resources operator did not create (network someone-else_default)")),
+            matches!(&e, DockerError::Engine(EngineError::Conflict(m)) if m.contains("holds resources operator did not create (network someone-else_default)")),
             "{e:?}"
         );
         assert!(docker.list_networks().await.expect("list").is_empty(), "a foreign network is invisible");
-        assert!(matches!(docker.remove_network("default").await, Err(DockerError::NotFound(_))));
+        assert!(matches!(docker.remove_network("default").await, Err(DockerError::Engine(EngineError::NotFound(_)))));
     });
 }
 
@@ -345,13 +345,19 @@ fn volumes_belong_to_a_project_by_label_not_by_name() {
         // `p_b` + `data` and `p` + `b_data` are both named `p_b_data`.
         other.create_volume("data").await.expect("p_b's volume");
         let e = docker.create_volume("b_data").await.expect_err("the name is taken by p_b");
-        assert!(matches!(&e, DockerError::Conflict(m) if m.contains("it belongs to project p_b")), "{e:?}");
+        assert!(
+            matches!(&e, DockerError::Engine(EngineError::Conflict(m)) if m.contains("it belongs to project p_b")),
+            "{e:?}"
+        );
         assert!(docker.list_volumes().await.expect("list").is_empty());
-        assert!(matches!(docker.remove_volume("b_data").await, Err(DockerError::NotFound(_))));
+        assert!(matches!(docker.remove_volume("b_data").await, Err(DockerError::Engine(EngineError::NotFound(_)))));
         // A volume Docker made implicitly (no labels) is not ours either.
         engine.create_volume("p_cache", Default::default()).await.expect("implicit");
         let e = docker.create_volume("cache").await.expect_err("unlabelled");
-        assert!(matches!(&e, DockerError::Conflict(m) if m.contains("operator did not create it")), "{e:?}");
+        assert!(
+            matches!(&e, DockerError::Engine(EngineError::Conflict(m)) if m.contains("operator did not create it")),
+            "{e:?}"
+        );
         // Its own volumes carry every label.
         let v = docker.create_volume("data").await.expect("own");
         assert_eq!(v.labels.get(labels::OWNER).map(String::as_str), Some("p"));
@@ -375,10 +381,16 @@ fn a_container_uses_only_networks_and_volumes_its_project_created() {
     };
     block(async {
         let e = docker.create_container(&with_volume).await.expect_err("no network yet");
-        assert!(matches!(&e, DockerError::NotFound(m) if m.contains("network `default` does not exist")), "{e:?}");
+        assert!(
+            matches!(&e, DockerError::Engine(EngineError::NotFound(m)) if m.contains("network `default` does not exist")),
+            "{e:?}"
+        );
         docker.create_network("default").await.expect("network");
         let e = docker.create_container(&with_volume).await.expect_err("no volume yet");
-        assert!(matches!(&e, DockerError::NotFound(m) if m.contains("volume `data` does not exist")), "{e:?}");
+        assert!(
+            matches!(&e, DockerError::Engine(EngineError::NotFound(m)) if m.contains("volume `data` does not exist")),
+            "{e:?}"
+        );
         docker.create_volume("data").await.expect("volume");
         let created = docker.create_container(&with_volume).await.expect("created");
         assert_eq!(created.view.name, "p-a-1");
@@ -501,14 +513,17 @@ fn a_name_taken_outside_the_project_is_a_conflict_that_names_nothing_foreign() {
         let foreign_id = engine.create_container("p-a-1", body).await.expect("foreign");
         let e = docker.create_container(&spec("a")).await.expect_err("taken");
         assert!(
-            matches!(&e, DockerError::Conflict(m) if m == "the name p-a-1 is taken by a container outside project p"),
+            matches!(&e, DockerError::Engine(EngineError::Conflict(m)) if m == "the name p-a-1 is taken by a container outside project p"),
             "{e:?}"
         );
         assert!(!format!("{e:?}").contains(&foreign_id));
         // A network of the project's name that is not the project's is refused too.
         engine.create_network("p_other", Default::default()).await.expect("foreign network");
         let e = docker.create_network("other").await.expect_err("taken");
-        assert!(matches!(&e, DockerError::Conflict(m) if m.contains("operator did not create it")), "{e:?}");
+        assert!(
+            matches!(&e, DockerError::Engine(EngineError::Conflict(m)) if m.contains("operator did not create it")),
+            "{e:?}"
+        );
     });
 }
 
@@ -596,7 +611,7 @@ fn a_project_of_the_same_name_from_another_folder_is_not_this_subjects() {
         );
         let e = ours.check_ownership().await.expect_err("another folder's project");
         assert!(
-            matches!(&e, DockerError::Conflict(m) if m.contains("was deployed from") && m.contains("pass -p p")),
+            matches!(&e, DockerError::Engine(EngineError::Conflict(m)) if m.contains("was deployed from") && m.contains("pass -p p")),
             "{e:?}"
         );
         // Named by the user, it is theirs to act on from anywhere.
