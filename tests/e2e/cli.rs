@@ -241,3 +241,23 @@ fn a_component_built_against_operator_core_0_1_0_still_runs() {
     let addresses: Vec<&str> = v.as_array().expect("list").iter().filter_map(|s| s["address"].as_str()).collect();
     assert_eq!(addresses, ["first", "second"]);
 }
+
+#[test]
+fn components_compile_fills_the_cache_the_next_call_loads_from() {
+    use std::os::unix::fs::PermissionsExt;
+    let cache = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(cache.path(), std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let h = hostile();
+    let first = run(operator().env("OPERATOR_CACHE_DIR", cache.path()).args(["components", "compile"]).arg(&h));
+    first.expect_code(0).stdout_has("hostile").stdout_has("compiled");
+    let again =
+        run(operator().env("OPERATOR_CACHE_DIR", cache.path()).args(["components", "compile", "-o", "json"]).arg(&h));
+    let v: serde_json::Value = serde_json::from_str(&again.expect_code(0).stdout).expect("json");
+    assert_eq!(v[0]["origin"], "already cached", "{v}");
+    run(operator().env("OPERATOR_CACHE_DIR", cache.path()).args(["-v", "call"]).arg(&h).args(["add", "1", "2"]))
+        .expect_code(0)
+        .stderr_has("loaded compiled artifact from cache");
+    run(operator().args(["components", "compile", "no-such-component"]))
+        .expect_code(2)
+        .stderr_has("no component named");
+}
