@@ -451,10 +451,11 @@ fn an_interrupted_up_is_cleaned_by_down_even_without_the_compose_file() {
     assert_eq!(leftovers(&project), Vec::<String>::new());
 }
 
-/// `deploy local` in a plain folder (no subject): without an operator.toml a denial names the
-/// file to create; with one, its grants are the folder's and the hint names it.
+/// `deploy local` in a plain folder (no subject) grants nothing by itself: an operator.toml
+/// beside the compose file is the folder author's, so it applies only when the user names it with
+/// --manifest; a denial says how.
 #[test]
-fn a_plain_folders_own_manifest_grants_and_a_denial_names_the_file_to_create() {
+fn a_plain_folders_manifest_grants_only_when_the_user_names_it() {
     let _lock = docker_lock();
     etcd_images();
     let project = format!("e2e-plain-{}", std::process::id());
@@ -466,16 +467,23 @@ fn a_plain_folders_own_manifest_grants_and_a_denial_names_the_file_to_create() {
         "services:\n  a:\n    image: operator/etcd:3.4.23-debian\n    privileged: true\n",
     )
     .expect("write");
-    let up = || run(operator().current_dir(&folder).args(["deploy", "local", "up", "-p", &project]));
     let manifest = folder.canonicalize().expect("canonical").join("operator.toml");
-    up().expect_code(1).stderr_has("privileged containers are not granted").stderr_has(&format!(
-        "create {} with a [deployment.docker] section holding `privileged = true`",
-        manifest.display()
-    ));
+    // The folder's author grants itself `privileged`: not used unless named.
+    std::fs::write(&manifest, "[deployment.docker]\nprivileged = true\n").expect("write");
+    let up = |extra: &[&str]| {
+        run(operator().current_dir(&folder).args(["deploy", "local", "up", "-p", &project]).args(extra))
+    };
+    up(&[])
+        .expect_code(1)
+        .stderr_has("note: this folder's operator.toml is not used")
+        .stderr_has("privileged containers are not granted")
+        .stderr_has(&format!("of a manifest ({}) and name it with --manifest", manifest.display()));
     assert_eq!(leftovers(&project), Vec::<String>::new());
 
+    // Named, it is the user's: its grants and its hints apply.
     std::fs::write(&manifest, "[deployment.docker]\n").expect("write");
-    up().expect_code(1)
+    up(&["--manifest", "operator.toml"])
+        .expect_code(1)
         .stderr_has(&format!("add `privileged = true` to [deployment.docker] in {}", manifest.display()));
     assert_eq!(leftovers(&project), Vec::<String>::new());
     scrub(&project);

@@ -14,8 +14,7 @@ use operator_host::capability::docker::engine::DockerEngine;
 use operator_host::capability::progress::{Phase, ProgressHandle, ProgressSink};
 use operator_host::deploy::{self, ComposeProject, DeployError, Deployer, OpenError, ProjectSource, ServiceStatus};
 use operator_host::limits::HumanDuration;
-use operator_host::manifest::Manifest;
-use operator_host::registry::Subject;
+use operator_host::manifest::{MANIFEST_FILE, Manifest};
 use operator_host::sandbox::{CallOutcome, FailedCall};
 use operator_host::text::escape;
 
@@ -52,6 +51,10 @@ struct Common {
     /// Time allowed waiting on Docker (pulls, health) per command.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     host_time: Option<Duration>,
+    /// Grant manifest to use. A plain folder gets no grants without one (its own operator.toml
+    /// applies only when named here); a subject uses it instead of its operator.toml.
+    #[arg(long, value_name = "FILE")]
+    manifest: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -116,18 +119,27 @@ struct Resolved {
 }
 
 fn resolve(ctx: &Context, common: &Common, labels_suffice: bool) -> anyhow::Result<Resolved> {
+    // A manifest the user names is theirs; one found in a folder is the folder author's.
+    let named = match &common.manifest {
+        Some(path) => Some(Manifest::load(&std::path::absolute(path).unwrap_or_else(|_| path.clone()))?),
+        None => None,
+    };
     let (dir, manifest) = match &common.subject {
         Some(name) => {
             let subject = ctx.subjects.find(name)?;
-            (subject.dir.clone(), Some(subject.manifest))
+            (subject.dir.clone(), named.or(Some(subject.manifest)))
         }
-        // A plain folder: its own operator.toml, if it has one, grants and declares as a
-        // subject's does.
+        // A plain folder grants nothing by itself: whoever wrote the compose file may have
+        // written an operator.toml beside it too.
         None => {
             let dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-            let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let subject = Subject::in_folder(&name, &dir)?;
-            (dir, subject.map(|s| s.manifest))
+            if named.is_none() && dir.join(MANIFEST_FILE).is_file() {
+                eprintln!(
+                    "note: this folder's {MANIFEST_FILE} is not used; a folder's own grants apply only when you name \
+                     them: --manifest {MANIFEST_FILE}"
+                );
+            }
+            (dir, named)
         }
     };
     let grants = deploy::grants(manifest.as_ref(), &dir)?;

@@ -45,66 +45,99 @@ pub fn with_defaults(text: &str) -> Option<String> {
     interpolate(text, &NoVariables, &mut |_| "$".to_string()).ok()
 }
 
+/// Deepest nesting of references inside defaults (`${A:-${B:-${C}}}` is 3).
+pub const MAX_DEPTH: usize = 32;
+
 /// Interpolates one string with `vars`; `unset` is asked what to put where an unset variable
-/// decides (compose puts nothing). Errors: an unclosed `${`, a bad name, a `${VAR:?message}` whose variable is unset.
+/// decides (compose puts nothing). Errors: an unclosed `${`, a bad name or operator, nesting
+/// past [`MAX_DEPTH`], a `${VAR:?message}` whose variable is unset.
+///
+/// Linear in the text per nesting level: it works on byte offsets (every syntax character is
+/// ASCII) and copies nothing but the output, so a hostile 4 MiB value costs at most
+/// [`MAX_DEPTH`] scans of itself.
 pub fn interpolate(
     text: &str,
     vars: &dyn Variables,
     unset: &mut dyn FnMut(Unset<'_>) -> String,
 ) -> Result<String, String> {
+    interpolate_at(text, vars, unset, 0)
+}
+
+fn interpolate_at(
+    text: &str,
+    vars: &dyn Variables,
+    unset: &mut dyn FnMut(Unset<'_>) -> String,
+    depth: usize,
+) -> Result<String, String> {
+    if depth > MAX_DEPTH {
+        return Err(format!("variables nested more than {MAX_DEPTH} deep in {}", excerpt(text)));
+    }
+    let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
-    let chars: Vec<char> = text.chars().collect();
     let mut i = 0;
-    while i < chars.len() {
-        if chars[i] != '$' {
-            out.push(chars[i]);
-            i += 1;
-            continue;
-        }
-        match chars.get(i + 1) {
-            Some('$') => {
+    while let Some(offset) = text[i..].find('$') {
+        let at = i + offset;
+        out.push_str(&text[i..at]);
+        match bytes.get(at + 1) {
+            Some(b'$') => {
                 out.push('$');
-                i += 2;
+                i = at + 2;
             }
-            Some('{') => {
-                // Find the matching brace, allowing nesting in defaults.
-                let mut depth = 0;
-                let mut end = None;
-                for (j, c) in chars.iter().enumerate().skip(i + 1) {
-                    match c {
-                        '{' => depth += 1,
-                        '}' => {
-                            depth -= 1;
-                            if depth == 0 {
-                                end = Some(j);
-                                break;
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                let end = end.ok_or_else(|| format!("unclosed `${{` in {text:?}"))?;
-                let inner: String = chars[i + 2..end].iter().collect();
-                out.push_str(&expand(&inner, vars, unset)?);
+            Some(b'{') => {
+                let end = closing_brace(bytes, at + 1).ok_or_else(|| format!("unclosed `${{` in {}", excerpt(text)))?;
+                out.push_str(&expand(&text[at + 2..end], vars, unset, depth)?);
                 i = end + 1;
             }
-            Some(c) if c.is_ascii_alphabetic() || *c == '_' => {
-                let start = i + 1;
-                let mut j = start;
-                while j < chars.len() && (chars[j].is_ascii_alphanumeric() || chars[j] == '_') {
-                    j += 1;
-                }
-                let name: String = chars[start..j].iter().collect();
-                out.push_str(&lookup(&name, vars, unset));
-                i = j;
+            Some(c) if c.is_ascii_alphabetic() || *c == b'_' => {
+                let start = at + 1;
+                let len = name_len(&text[start..]);
+                out.push_str(&lookup(&text[start..start + len], vars, unset));
+                i = start + len;
             }
             _ => {
                 out.push('$');
-                i += 1;
+                i = at + 1;
             }
         }
     }
+    out.push_str(&text[i..]);
     Ok(out)
+}
+
+/// The offset of the `}` closing the `{` at `open`, counting nested braces.
+fn closing_brace(bytes: &[u8], open: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    for (j, b) in bytes.iter().enumerate().skip(open) {
+        match b {
+            b'{' => depth += 1,
+            b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(j);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Length of the variable name at the start of `text`.
+fn name_len(text: &str) -> usize {
+    text.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(text.len())
+}
+
+/// The start of `text` for an error message.
+fn excerpt(text: &str) -> String {
+    const MAX: usize = 64;
+    if text.len() <= MAX {
+        return format!("{text:?}");
+    }
+    let mut end = MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}…", &text[..end])
 }
 
 fn lookup(name: &str, vars: &dyn Variables, unset: &mut dyn FnMut(Unset<'_>) -> String) -> String {
@@ -114,59 +147,42 @@ fn lookup(name: &str, vars: &dyn Variables, unset: &mut dyn FnMut(Unset<'_>) -> 
     }
 }
 
-fn expand(inner: &str, vars: &dyn Variables, unset: &mut dyn FnMut(Unset<'_>) -> String) -> Result<String, String> {
-    let name_len = inner.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(inner.len());
-    let (name, rest) = inner.split_at(name_len);
+fn expand(
+    inner: &str,
+    vars: &dyn Variables,
+    unset: &mut dyn FnMut(Unset<'_>) -> String,
+    depth: usize,
+) -> Result<String, String> {
+    let invalid = || format!("invalid interpolation format for `${{{}}}`", excerpt(inner).trim_matches('"'));
+    let (name, rest) = inner.split_at(name_len(inner));
     if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
-        return Err(format!("invalid interpolation format for `${{{inner}}}`"));
+        return Err(invalid());
     }
     let value = vars.get(name);
     let set = value.is_some();
     let nonempty = value.is_some_and(|v| !v.is_empty());
-    let (op, arg) = if let Some(a) = rest.strip_prefix(":-") {
-        (":-", a)
-    } else if let Some(a) = rest.strip_prefix(":?") {
-        (":?", a)
-    } else if let Some(a) = rest.strip_prefix(":+") {
-        (":+", a)
-    } else if rest.is_empty() {
-        ("", "")
-    } else {
-        rest.split_at(1)
+    // Operators are ASCII: `:-`, `:?`, `:+`, `-`, `?`, `+`.
+    let (colon, rest) = match rest.strip_prefix(':') {
+        Some(r) => (true, r),
+        None => (false, rest),
     };
+    let (op, arg) = match rest.as_bytes().first() {
+        None if !colon => return Ok(lookup(name, vars, unset)),
+        Some(op @ (b'-' | b'?' | b'+')) => (*op, &rest[1..]),
+        _ => return Err(invalid()),
+    };
+    // `:` tests for set and non-empty; without it, only for set.
+    let present = if colon { nonempty } else { set };
     match op {
-        "" => Ok(lookup(name, vars, unset)),
-        ":-" => {
-            if nonempty {
-                Ok(value.unwrap_or_default().into())
-            } else {
-                interpolate(arg, vars, unset)
-            }
+        b'-' if present => Ok(value.unwrap_or_default().into()),
+        b'-' => interpolate_at(arg, vars, unset, depth + 1),
+        b'?' if present => Ok(value.unwrap_or_default().into()),
+        b'?' => {
+            let msg = interpolate_at(arg, vars, unset, depth + 1)?;
+            Err(format!("required variable {name} is missing a value: {msg}"))
         }
-        "-" => {
-            if set {
-                Ok(value.unwrap_or_default().into())
-            } else {
-                interpolate(arg, vars, unset)
-            }
-        }
-        ":?" | "?" => {
-            let ok = if op == ":?" { nonempty } else { set };
-            if ok {
-                Ok(value.unwrap_or_default().into())
-            } else {
-                let msg = interpolate(arg, vars, unset)?;
-                Err(format!("required variable {name} is missing a value: {msg}"))
-            }
-        }
-        ":+" | "+" => {
-            if (op == ":+" && nonempty) || (op == "+" && set) {
-                interpolate(arg, vars, unset)
-            } else {
-                Ok(unset(Unset::NoAlternative(name)))
-            }
-        }
-        _ => Err(format!("invalid interpolation format for `${{{inner}}}`")),
+        _ if present => interpolate_at(arg, vars, unset, depth + 1),
+        _ => Ok(unset(Unset::NoAlternative(name))),
     }
 }
 
@@ -215,5 +231,23 @@ mod tests {
         for bad in ["${A:?need A}/x", "${unclosed"] {
             assert_eq!(with_defaults(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn hostile_values_are_errors_not_crashes() {
+        // A non-ASCII character where an operator goes.
+        assert!(i("${Aé}/x").expect_err("bad operator").contains("invalid interpolation format"));
+        assert!(i("${A:é}").is_err());
+        // Nesting past the cap.
+        let deep = format!("{}x{}", "${A:-".repeat(MAX_DEPTH + 2), "}".repeat(MAX_DEPTH + 2));
+        assert!(i(&deep).expect_err("too deep").contains("nested more than"));
+        let ok = format!("{}x{}", "${A:-".repeat(MAX_DEPTH), "}".repeat(MAX_DEPTH));
+        assert_eq!(i(&ok).as_deref(), Ok("x"));
+        // A 4 MiB default inside 300 levels: refused at the cap, quickly and without copies.
+        let big = format!("{}{}{}", "${A:-".repeat(300), "x".repeat(4 << 20), "}".repeat(300));
+        assert!(i(&big).expect_err("too deep").len() < 200);
+        // Long errors quote only the start of the text.
+        let unclosed = format!("${{{}", "y".repeat(1 << 20));
+        assert!(i(&unclosed).expect_err("unclosed").len() < 200);
     }
 }

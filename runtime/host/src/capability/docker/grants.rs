@@ -39,8 +39,8 @@ impl DockerGrants {
                 format!("add `{grant}` to [deployment.docker] in {} if this project really needs it", path.display())
             }
             None => format!(
-                "this folder has no manifest: create {} with a [deployment.docker] section holding `{grant}` if this \
-                 project really needs it",
+                "no manifest grants this project anything: write `{grant}` in the [deployment.docker] section of a \
+                 manifest ({}) and name it with --manifest, if this project really needs it",
                 self.folder.join(crate::manifest::MANIFEST_FILE).display()
             ),
         }
@@ -161,12 +161,12 @@ mod tests {
     }
 
     #[test]
-    fn a_hint_names_the_manifest_to_edit_or_the_one_to_create() {
+    fn a_hint_names_the_manifest_to_edit_or_how_to_name_one() {
         let dir = tempfile::tempdir().expect("tempdir");
         let plain = DockerGrants::resolve(DockerSection::default(), dir.path(), None).expect("no grants");
         let hint = plain.hint("privileged = true");
         let expected = dir.path().canonicalize().expect("canonical").join("operator.toml");
-        assert!(hint.contains(&format!("create {}", expected.display())), "{hint}");
+        assert!(hint.contains(&format!("({})", expected.display())) && hint.contains("--manifest"), "{hint}");
         assert!(hint.contains("[deployment.docker]") && hint.contains("`privileged = true`"), "{hint}");
         let with = DockerGrants { manifest: Some(expected.clone()), ..plain };
         assert!(with.hint("privileged = true").starts_with("add `privileged = true` to [deployment.docker] in"));
