@@ -42,8 +42,8 @@ class HostTransport(core.Transport):
         headers = [http.Header("content-type", "application/json")]
         return self._send(http.Request(endpoint, http.Method.POST, path, [], headers, data, timeout_ms))
 
-    def get(self, endpoint: str, path: str, query: List[Tuple[str, str]]) -> core.Reply:
-        return self._send(http.Request(endpoint, http.Method.GET, path, query, [], None, None))
+    def get(self, endpoint: str, path: str, query: List[Tuple[str, str]], timeout_ms: Optional[int] = None) -> core.Reply:
+        return self._send(http.Request(endpoint, http.Method.GET, path, query, [], None, timeout_ms))
 
     def _send(self, request: http.Request) -> core.Reply:
         where = f"{request.method.name} {request.endpoint}{request.path}"

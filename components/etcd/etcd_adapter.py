@@ -15,6 +15,7 @@ metric labels; errors are `{"error","message","code"}` with a gRPC code.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
@@ -62,7 +63,7 @@ class Transport:
         """Raises `Failure` when the request could not be made (denied, unreachable, timeout)."""
         raise NotImplementedError
 
-    def get(self, endpoint: str, path: str, query: List[Tuple[str, str]]) -> Reply:
+    def get(self, endpoint: str, path: str, query: List[Tuple[str, str]], timeout_ms: Optional[int] = None) -> Reply:
         raise NotImplementedError
 
     def log(self, level: str, message: str) -> None:
@@ -253,14 +254,15 @@ QUOTA_METRIC = "etcd_server_quota_backend_bytes"
 
 
 def parse_quota(body: bytes) -> Optional[int]:
-    """`etcd_server_quota_backend_bytes` from a member's Prometheus text exposition."""
+    """`etcd_server_quota_backend_bytes` from a member's Prometheus text exposition; None when
+    absent or not a byte count (NaN, infinite, negative, past u64)."""
     for line in body.decode("utf-8", "replace").splitlines():
         if line.startswith(QUOTA_METRIC + " ") or line.startswith(QUOTA_METRIC + "{"):
             try:
                 value = float(line.rsplit(None, 1)[1])
             except (IndexError, ValueError):
                 return None
-            return int(value) if value == value and value >= 0 else None
+            return int(value) if math.isfinite(value) and 0 <= value < 2**64 else None
     return None
 
 
@@ -356,9 +358,10 @@ class Cluster:
         return obs.members
 
     def quota(self, endpoint: str) -> Optional[int]:
-        """The member's backend quota from its own `/metrics`; None (logged) when unreadable."""
+        """The member's backend quota from its own `/metrics`; None (logged) when unreadable.
+        Bounded like a status request, so a member stalling here cannot spend the call."""
         try:
-            reply = self.t.get(endpoint, "/metrics", [])
+            reply = self.t.get(endpoint, "/metrics", [], STATUS_TIMEOUT_MS)
         except Failure as f:
             self.t.log("debug", f"quota of `{endpoint}` unavailable: {f.message}")
             return None

@@ -63,7 +63,7 @@ class FakeHost(core.Transport):
         self.sent.append((endpoint, path, body))
         return self._answer(endpoint, path)
 
-    def get(self, endpoint, path, query):
+    def get(self, endpoint, path, query, timeout_ms=None):
         self.sent.append((endpoint, path, dict(query)))
         return self._answer(endpoint, path, dict(query).get("query"))
 
@@ -111,6 +111,11 @@ class Stores(unittest.TestCase):
         self.assertEqual(views[N1].capacity(), (2147483648, 2147483648 - 20480))
         self.assertEqual(views[N2].capacity(), (0, 0))
         self.assertEqual(views[N3].capacity(), (0, 0))
+
+    def test_a_quota_that_is_not_a_byte_count_is_unknown_not_a_failure(self):
+        for value in [b"+Inf", b"NaN", b"-1", b"1e30", b"x"]:
+            self.assertIsNone(core.parse_quota(b"etcd_server_quota_backend_bytes " + value + b"\n"), value)
+        self.assertEqual(core.parse_quota(b'etcd_server_quota_backend_bytes{a="b"} 8\n'), 8)
 
     def test_three_members_with_exactly_one_leader_and_ids_beyond_2_53(self):
         views = core.Cluster(FakeHost(healthy_routes())).stores()

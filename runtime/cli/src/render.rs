@@ -12,6 +12,10 @@ use serde::Serialize;
 
 use super::Output;
 
+/// Longest cell shown, in characters: a component chooses the text, and every other cell of its
+/// column is padded to the widest one.
+const MAX_CELL: usize = 256;
+
 /// A plain aligned table.
 pub struct Table {
     headers: Vec<&'static str>,
@@ -24,24 +28,36 @@ impl Table {
         Table { headers: headers.to_vec(), rows: Vec::new() }
     }
 
-    /// Adds a row (one cell per header); control characters in cells are escaped.
+    /// Adds a row (one cell per header); control characters in cells are escaped, and a cell
+    /// longer than [`MAX_CELL`] characters is cut (`--output json` has it whole).
     pub fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells.into_iter().map(|c| escape(&c).into_owned()).collect());
+        self.rows.push(cells.into_iter().map(|c| cut_cell(escape(&c).into_owned())).collect());
     }
 
     /// Prints the table to stdout.
     pub fn print(&self) {
-        print!("{}", self.render());
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        for line in self.lines() {
+            if out.write_all(line.as_bytes()).is_err() {
+                return;
+            }
+        }
     }
 
+    #[cfg(test)]
     fn render(&self) -> String {
+        self.lines().collect()
+    }
+
+    fn lines(&self) -> impl Iterator<Item = String> + '_ {
         let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
         for row in &self.rows {
             for (w, cell) in widths.iter_mut().zip(row) {
                 *w = (*w).max(cell.chars().count());
             }
         }
-        let line = |cells: Vec<&str>| -> String {
+        let line = move |cells: Vec<&str>| -> String {
             let mut out: Vec<String> = Vec::new();
             for (i, cell) in cells.iter().enumerate() {
                 if i + 1 == cells.len() {
@@ -52,11 +68,16 @@ impl Table {
             }
             format!("{}\n", out.join("  ").trim_end())
         };
-        let mut s = line(self.headers.clone());
-        for row in &self.rows {
-            s.push_str(&line(row.iter().map(String::as_str).collect()));
-        }
-        s
+        std::iter::once(line(self.headers.clone()))
+            .chain(self.rows.iter().map(move |row| line(row.iter().map(String::as_str).collect())))
+    }
+}
+
+/// `cell` cut to [`MAX_CELL`] characters, ending in `…` when cut.
+fn cut_cell(cell: String) -> String {
+    match cell.char_indices().nth(MAX_CELL) {
+        Some((end, _)) => format!("{}…", &cell[..end]),
+        None => cell,
     }
 }
 
@@ -171,6 +192,17 @@ mod tests {
         let mut t = Table::new(&["NAME"]);
         t.row(vec!["\x1b[2Kok\r".into()]);
         assert_eq!(t.render(), "NAME\n\\x1b[2Kok\\x0d\n");
+    }
+
+    #[test]
+    fn a_huge_cell_is_cut_so_it_cannot_pad_every_row() {
+        let mut t = Table::new(&["A", "B"]);
+        t.row(vec!["é".repeat(100_000), "x".into()]);
+        t.row(vec!["1".into(), "y".into()]);
+        let lines: Vec<String> = t.lines().collect();
+        assert_eq!(lines[1].chars().count(), MAX_CELL + 1 + 2 + 1 + 1, "{}", lines[1]);
+        assert!(lines[1].contains("é…  x"));
+        assert_eq!(lines[2].chars().count(), MAX_CELL + 1 + 2 + 1 + 1);
     }
 
     #[test]

@@ -149,10 +149,68 @@ pub fn parse_args(func: &ExportedFunc, args: &[String]) -> Result<Vec<Val>, Argu
 #[derive(Debug, Clone, PartialEq)]
 pub struct Values(pub Vec<Val>);
 
-/// Measured as `--output json` prints the results.
+/// Measured as `--output json` prints the results, streamed: no second copy of the value.
 impl Output for Values {
     fn output_size(&self) -> u64 {
-        self.0.iter().map(|v| json_size(&to_json(v))).sum()
+        self.0.iter().map(|v| json_size(&Json(v))).sum()
+    }
+}
+
+/// A value serialized as [`to_json`] describes, without building a `serde_json::Value`.
+struct Json<'a>(&'a Val);
+
+impl serde::Serialize for Json<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        let seq = |s: S, items: &[Val]| {
+            let mut seq = s.serialize_seq(Some(items.len()))?;
+            for item in items {
+                seq.serialize_element(&Json(item))?;
+            }
+            seq.end()
+        };
+        let one = |s: S, key: &str, value: Option<&Val>| {
+            let mut map = s.serialize_map(Some(1))?;
+            map.serialize_entry(key, &value.map(Json))?;
+            map.end()
+        };
+        match self.0 {
+            Val::Bool(b) => s.serialize_bool(*b),
+            Val::S8(n) => s.serialize_i8(*n),
+            Val::U8(n) => s.serialize_u8(*n),
+            Val::S16(n) => s.serialize_i16(*n),
+            Val::U16(n) => s.serialize_u16(*n),
+            Val::S32(n) => s.serialize_i32(*n),
+            Val::U32(n) => s.serialize_u32(*n),
+            Val::S64(n) => s.serialize_i64(*n),
+            Val::U64(n) => s.serialize_u64(*n),
+            Val::Float32(f) => float(f64::from(*f)).serialize(s),
+            Val::Float64(f) => float(*f).serialize(s),
+            Val::Char(c) => s.serialize_char(*c),
+            Val::String(text) => s.serialize_str(text),
+            Val::List(items) | Val::Tuple(items) | Val::FixedLengthList(items) => seq(s, items),
+            Val::Map(pairs) => {
+                let mut seq = s.serialize_seq(Some(pairs.len()))?;
+                for (k, v) in pairs {
+                    seq.serialize_element(&(Json(k), Json(v)))?;
+                }
+                seq.end()
+            }
+            Val::Record(fields) => {
+                let mut map = s.serialize_map(Some(fields.len()))?;
+                for (k, v) in fields {
+                    map.serialize_entry(&k.replace('-', "_"), &Json(v))?;
+                }
+                map.end()
+            }
+            Val::Variant(case, Some(payload)) => one(s, &case.replace('-', "_"), Some(payload)),
+            Val::Variant(case, None) | Val::Enum(case) => s.serialize_str(&case.replace('-', "_")),
+            Val::Option(o) => o.as_deref().map(Json).serialize(s),
+            Val::Result(Ok(v)) => one(s, "ok", v.as_deref()),
+            Val::Result(Err(e)) => one(s, "err", e.as_deref()),
+            Val::Flags(names) => names.serialize(s),
+            Val::Resource(_) | Val::Future(_) | Val::Stream(_) | Val::ErrorContext(_) => s.serialize_str("<handle>"),
+        }
     }
 }
 
@@ -202,37 +260,7 @@ pub fn to_wave(v: &Val) -> String {
 /// `{"case": payload}` (or the bare case name without payload), `result` as `{"ok": ...}` /
 /// `{"err": ...}`, options as the value or null.
 pub fn to_json(v: &Val) -> serde_json::Value {
-    use serde_json::{Value, json};
-    match v {
-        Val::Bool(b) => json!(b),
-        Val::S8(n) => json!(n),
-        Val::U8(n) => json!(n),
-        Val::S16(n) => json!(n),
-        Val::U16(n) => json!(n),
-        Val::S32(n) => json!(n),
-        Val::U32(n) => json!(n),
-        Val::S64(n) => json!(n),
-        Val::U64(n) => json!(n),
-        Val::Float32(f) => float(f64::from(*f)),
-        Val::Float64(f) => float(*f),
-        Val::Char(c) => json!(c.to_string()),
-        Val::String(s) => json!(s),
-        Val::List(items) | Val::Tuple(items) | Val::FixedLengthList(items) => {
-            Value::Array(items.iter().map(to_json).collect())
-        }
-        Val::Map(pairs) => Value::Array(pairs.iter().map(|(k, v)| json!([to_json(k), to_json(v)])).collect()),
-        Val::Record(fields) => Value::Object(fields.iter().map(|(k, v)| (k.replace('-', "_"), to_json(v))).collect()),
-        Val::Variant(case, payload) => match payload {
-            Some(p) => json!({ case.replace('-', "_"): to_json(p) }),
-            None => json!(case.replace('-', "_")),
-        },
-        Val::Enum(case) => json!(case.replace('-', "_")),
-        Val::Option(o) => o.as_deref().map(to_json).unwrap_or(Value::Null),
-        Val::Result(Ok(v)) => json!({ "ok": v.as_deref().map(to_json) }),
-        Val::Result(Err(e)) => json!({ "err": e.as_deref().map(to_json) }),
-        Val::Flags(names) => json!(names),
-        Val::Resource(_) | Val::Future(_) | Val::Stream(_) | Val::ErrorContext(_) => json!("<handle>"),
-    }
+    serde_json::to_value(Json(v)).unwrap_or(serde_json::Value::Null)
 }
 
 fn float(f: f64) -> serde_json::Value {

@@ -205,7 +205,7 @@ fn classify(err: wasmtime::Error, clock: &CallClock, limits: &Limits, stderr: &C
             },
         };
     }
-    let backtrace = err.downcast_ref::<WasmBacktrace>().map(|b| b.to_string());
+    let backtrace = err.downcast_ref::<WasmBacktrace>().map(backtrace_text);
     let stderr_tail = stderr.tail_lines(20);
     let message = if let Some(trap) = err.downcast_ref::<Trap>() {
         match (trap, recursion(&err)) {
@@ -237,13 +237,36 @@ fn recursion(err: &wasmtime::Error) -> Option<(usize, String)> {
     let frames = err.downcast_ref::<WasmBacktrace>()?.frames();
     let top = frames.first()?;
     let depth = frames.iter().take_while(|f| f.func_index() == top.func_index()).count();
-    (depth >= RECURSION_FRAMES).then(|| {
-        let name = match top.func_name() {
-            Some(n) => format!("{:#}", rustc_demangle::demangle(n)),
-            None => format!("function {}", top.func_index()),
-        };
-        (depth, name)
-    })
+    (depth >= RECURSION_FRAMES).then(|| (depth, function_name(top)))
+}
+
+/// Longest function name shown, in characters: the component's name section chooses it.
+const MAX_FUNCTION_NAME: usize = 128;
+
+/// A frame's function, demangled (Rust), cut to [`MAX_FUNCTION_NAME`] characters.
+fn function_name(frame: &wasmtime::FrameInfo) -> String {
+    let Some(raw) = frame.func_name() else { return format!("function {}", frame.func_index()) };
+    // Demangling only ever looks at a bounded prefix: a name is cut anyway.
+    let raw = &raw[..raw.floor_char_boundary(4 * MAX_FUNCTION_NAME)];
+    let name = format!("{:#}", rustc_demangle::demangle(raw));
+    match name.char_indices().nth(MAX_FUNCTION_NAME) {
+        Some((end, _)) => format!("{}…", &name[..end]),
+        None => name,
+    }
+}
+
+/// The backtrace as lines `N: 0xOFFSET - module!function`, names cut (wasmtime's own text
+/// would carry each name whole, up to megabytes).
+fn backtrace_text(bt: &WasmBacktrace) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for (i, f) in bt.frames().iter().enumerate() {
+        let module = f.module().name().unwrap_or("<unknown>");
+        let module = &module[..module.floor_char_boundary(MAX_FUNCTION_NAME)];
+        let offset = f.module_offset().map(|o| format!("{o:#x}")).unwrap_or_else(|| "?".into());
+        let _ = writeln!(out, "{i:>4}: {offset:>8} - {module}!{}", function_name(f));
+    }
+    out
 }
 
 fn describe_trap(trap: Trap) -> String {
