@@ -261,3 +261,16 @@ fn components_compile_fills_the_cache_the_next_call_loads_from() {
         .expect_code(2)
         .stderr_has("no component named");
 }
+
+/// A manifest the user names is refused where a container could rewrite it: inside a container
+/// engine's data root (here the rootless engine's, under the test's XDG_DATA_HOME).
+#[test]
+fn a_named_manifest_inside_an_engines_volumes_is_refused() {
+    let volume = crate::harness::shared_cache().join("data/docker/volumes/v/_data");
+    std::fs::create_dir_all(&volume).expect("mkdir");
+    let manifest = volume.join("operator.toml");
+    std::fs::write(&manifest, "[limits]\ndeadline = \"1s\"\n").expect("write");
+    run(operator().arg("call").arg(hostile()).args(["add", "1", "2", "--manifest"]).arg(&manifest))
+        .expect_code(1)
+        .stderr_has("where container engines keep volumes and layers: a container could rewrite its grants");
+}

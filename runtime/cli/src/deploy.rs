@@ -15,6 +15,7 @@ use operator_host::capability::progress::{Phase, ProgressHandle, ProgressSink};
 use operator_host::deploy::{self, ComposeProject, DeployError, Deployer, OpenError, ProjectSource, ServiceStatus};
 use operator_host::limits::HumanDuration;
 use operator_host::manifest::{MANIFEST_FILE, Manifest};
+use operator_host::registry::load_named_manifest;
 use operator_host::sandbox::{CallOutcome, FailedCall};
 use operator_host::text::escape;
 
@@ -121,7 +122,7 @@ struct Resolved {
 fn resolve(ctx: &Context, common: &Common, labels_suffice: bool) -> anyhow::Result<Resolved> {
     // A manifest the user names is theirs; one found in a folder is the folder author's.
     let named = match &common.manifest {
-        Some(path) => Some(Manifest::load(&std::path::absolute(path).unwrap_or_else(|_| path.clone()))?),
+        Some(path) => Some(load_named_manifest(path)?),
         None => None,
     };
     let (dir, manifest) = match &common.subject {

@@ -42,7 +42,7 @@ impl SandboxArgs {
     /// The manifest to use: `--manifest`, else the given default.
     pub fn manifest(&self, default: Option<Manifest>) -> anyhow::Result<Option<Manifest>> {
         match &self.manifest {
-            Some(path) => Ok(Some(Manifest::load(path)?)),
+            Some(path) => Ok(Some(operator_host::registry::load_named_manifest(path)?)),
             None => Ok(default),
         }
     }

@@ -287,7 +287,8 @@ pub fn literal_registries(text: &str) -> Vec<String> {
     out
 }
 
-/// The values of `image:` keys, block or flow style, anchors stripped, aliases skipped.
+/// The values of `image:` keys, block or flow style, anchors stripped, aliases skipped. Linear:
+/// the scan of a line resumes after each value it takes.
 fn image_values(text: &str) -> Vec<String> {
     let mut values = Vec::new();
     for line in text.lines() {
@@ -313,6 +314,9 @@ fn image_values(text: &str) -> Vec<String> {
                 Some('*' | '|' | '>') | None => continue,
                 Some(_) => plain_scalar(value),
             };
+            // `v` lies inside `line`: go on after it.
+            let end = (v.as_ptr().addr() - line.as_ptr().addr()) + v.len();
+            rest = &line[end..];
             values.push(v.trim().to_string());
         }
     }
@@ -754,5 +758,15 @@ services:
 "#;
         assert_eq!(literal_registries(text), ["docker.io", "quay.io", "127.0.0.1:5999", "ghcr.io"]);
         assert!(literal_registries("services:\n  a:\n    image: ${ONLY_A_VARIABLE}\n").is_empty());
+    }
+
+    #[test]
+    fn a_value_is_not_scanned_again_for_more_keys() {
+        // Rescanning each value for `image` kept a copy of the rest of the line per key:
+        // quadratic in a line such as `# image: image: image: …`.
+        assert_eq!(image_values("# image: image: image: x"), ["image: image: x"]);
+        assert_eq!(image_values("{image: a, image: b}"), ["a", "b"]);
+        let line = format!("# {}\nservices:\n  a:\n    image: quay.io/x:1\n", "image: ".repeat(200_000));
+        assert_eq!(image_values(&line).len(), 2);
     }
 }

@@ -260,6 +260,17 @@ impl Subject {
     }
 }
 
+/// Loads a manifest the user names (`--manifest`): theirs to trust, but refused where a
+/// container could rewrite it (inside a container engine's data root, a volume).
+pub fn load_named_manifest(path: &Path) -> Result<Manifest, LookupError> {
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let real = path.canonicalize().unwrap_or_else(|_| path.clone());
+    if let Some(root) = inside_engine_data(&real, &engine_data_roots()) {
+        return Err(LookupError::ManifestInEngineData { path, real, root });
+    }
+    Ok(Manifest::load(&path)?)
+}
+
 /// Why a subject cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum LookupError {
@@ -274,6 +285,11 @@ pub enum LookupError {
         "subject `{name}` lies in {dir}, inside {root}, where container engines keep volumes and layers: a container could rewrite its grants"
     )]
     InEngineData { name: String, dir: PathBuf, root: PathBuf },
+    /// A named manifest lies where a container engine keeps volumes.
+    #[error(
+        "{path} resolves to {real}, inside {root}, where container engines keep volumes and layers: a container could rewrite its grants"
+    )]
+    ManifestInEngineData { path: PathBuf, real: PathBuf, root: PathBuf },
     /// The manifest is a symlink to a file outside the subject's folder.
     #[error("{path} resolves to {real}, outside the subject folder; a subject's grants live in its own folder")]
     ManifestOutside { path: PathBuf, real: PathBuf },

@@ -262,9 +262,10 @@ fn backtrace_text(bt: &WasmBacktrace) -> String {
     let mut out = String::new();
     for (i, f) in bt.frames().iter().enumerate() {
         let module = f.module().name().unwrap_or("<unknown>");
-        let module = &module[..module.floor_char_boundary(MAX_FUNCTION_NAME)];
+        let module = crate::text::escape(&module[..module.floor_char_boundary(MAX_FUNCTION_NAME)]);
         let offset = f.module_offset().map(|o| format!("{o:#x}")).unwrap_or_else(|| "?".into());
-        let _ = writeln!(out, "{i:>4}: {offset:>8} - {module}!{}", function_name(f));
+        // One line per frame, whatever the names hold.
+        let _ = writeln!(out, "{i:>4}: {offset:>8} - {module}!{}", crate::text::escape(&function_name(f)));
     }
     out
 }

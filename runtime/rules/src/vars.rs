@@ -70,7 +70,7 @@ fn interpolate_at(
     depth: usize,
 ) -> Result<String, String> {
     if depth > MAX_DEPTH {
-        return Err(format!("variables nested more than {MAX_DEPTH} deep in {}", excerpt(text)));
+        return Err(format!("variables nested more than {MAX_DEPTH} deep in `{}`", excerpt(text)));
     }
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
@@ -84,7 +84,8 @@ fn interpolate_at(
                 i = at + 2;
             }
             Some(b'{') => {
-                let end = closing_brace(bytes, at + 1).ok_or_else(|| format!("unclosed `${{` in {}", excerpt(text)))?;
+                let end =
+                    closing_brace(bytes, at + 1).ok_or_else(|| format!("unclosed `${{` in `{}`", excerpt(text)))?;
                 out.push_str(&expand(&text[at + 2..end], vars, unset, depth)?);
                 i = end + 1;
             }
@@ -127,17 +128,17 @@ fn name_len(text: &str) -> usize {
     text.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(text.len())
 }
 
-/// The start of `text` for an error message.
+/// The start of `text` for an error message: at most 64 bytes, `…` when cut.
 fn excerpt(text: &str) -> String {
     const MAX: usize = 64;
     if text.len() <= MAX {
-        return format!("{text:?}");
+        return text.to_string();
     }
     let mut end = MAX;
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{:?}…", &text[..end])
+    format!("{}…", &text[..end])
 }
 
 fn lookup(name: &str, vars: &dyn Variables, unset: &mut dyn FnMut(Unset<'_>) -> String) -> String {
@@ -153,7 +154,7 @@ fn expand(
     unset: &mut dyn FnMut(Unset<'_>) -> String,
     depth: usize,
 ) -> Result<String, String> {
-    let invalid = || format!("invalid interpolation format for `${{{}}}`", excerpt(inner).trim_matches('"'));
+    let invalid = || format!("invalid interpolation format for `${{{}}}`", excerpt(inner));
     let (name, rest) = inner.split_at(name_len(inner));
     if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
         return Err(invalid());
@@ -179,7 +180,7 @@ fn expand(
         b'?' if present => Ok(value.unwrap_or_default().into()),
         b'?' => {
             let msg = interpolate_at(arg, vars, unset, depth + 1)?;
-            Err(format!("required variable {name} is missing a value: {msg}"))
+            Err(format!("required variable {} is missing a value: {}", excerpt(name), excerpt(&msg)))
         }
         _ if present => interpolate_at(arg, vars, unset, depth + 1),
         _ => Ok(unset(Unset::NoAlternative(name))),
