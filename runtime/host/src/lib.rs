@@ -21,6 +21,7 @@ pub mod dynamic;
 pub mod engine;
 pub mod error;
 pub mod files;
+pub mod gate;
 pub mod inspect;
 pub mod limits;
 pub mod manifest;
