@@ -7,4 +7,5 @@ mod docker_scope;
 mod etcd;
 mod harness;
 mod hostile;
+mod policy;
 mod tikv;

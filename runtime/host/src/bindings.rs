@@ -36,6 +36,22 @@ pub(crate) mod v0_1 {
     }
 }
 
+/// `operator:policy@0.1.x`, from `wit/policy/since_v0.1.0` (on `operator:core@0.1`, whose log
+/// and types it shares with the modules above).
+pub(crate) mod policy_v0_1 {
+    wasmtime::component::bindgen!({
+        path: "../../wit/policy/since_v0.1.0",
+        world: "policy-component",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: {
+            "operator:core/log": super::v0_1::subject::operator::core::log,
+            "operator:core/types": super::v0_1::subject::operator::core::types,
+        },
+    });
+}
+
+pub(crate) use policy_v0_1 as policy;
 pub(crate) use v0_1::deployment::operator::core::{docker, progress};
 pub(crate) use v0_1::subject::operator::core::{http, log, sandbox};
 pub(crate) use v0_1::{deployment, subject};

@@ -8,6 +8,9 @@
 
 /// Versions of `operator:core` the host serves, as `major.minor`.
 pub const OPERATOR_CORE: &[&str] = &["0.1"];
+/// Versions of `operator:policy` (the policy contract, `wit/policy/`) the host calls. A policy
+/// imports only `operator:core/log`, so this package is only ever exported.
+pub const OPERATOR_POLICY: &[&str] = &["0.1"];
 /// The WASI version the host serves (without files, environment or sockets).
 pub const WASI: &str = "0.2";
 /// WASI packages linked (`wasi:http` is not: components use `operator:core/http`).
@@ -61,6 +64,13 @@ mod tests {
             assert_eq!(name.version.as_ref().map(|v| format!("{}.{}", v.major, v.minor)).as_deref(), Some(*v));
             let bindings = include_str!("bindings.rs");
             assert!(bindings.contains(&format!("wit/since_v{v}.0")), "bindings.rs does not generate {v}");
+        }
+        for v in OPERATOR_POLICY {
+            let dir = wit.join(format!("policy/since_v{v}.0"));
+            let mut resolve = wit_parser::Resolve::default();
+            let (pkg, _) = resolve.push_dir(&dir).unwrap_or_else(|e| panic!("{}: {e:#}", dir.display()));
+            assert_eq!(resolve.packages[pkg].name.name, "policy");
+            assert!(include_str!("bindings.rs").contains(&format!("wit/policy/since_v{v}.0")));
         }
     }
 }

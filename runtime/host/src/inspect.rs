@@ -15,7 +15,8 @@ use crate::error::CallError;
 pub struct Inspection {
     /// The world's name as the component records it.
     pub world: String,
-    /// The operator contract it implements, if any (`subject-adapter`, `deployment-driver`).
+    /// The operator contract it implements, if any (`subject-adapter`, `deployment-driver`,
+    /// `policy-component`).
     pub contract: Option<String>,
     pub imports: Vec<WorldEntry>,
     pub exports: Vec<WorldEntry>,
@@ -64,6 +65,7 @@ pub fn inspect(bytes: &[u8]) -> Result<Inspection, CallError> {
         match base {
             "operator:core/subject" => Some("subject-adapter".to_string()),
             "operator:core/deployment-target" => Some("deployment-driver".to_string()),
+            "operator:policy/policy" => Some("policy-component".to_string()),
             _ => None,
         }
     });

@@ -25,6 +25,7 @@ pub mod gate;
 pub mod inspect;
 pub mod limits;
 pub mod manifest;
+pub mod policy;
 pub mod registry;
 pub mod sandbox;
 pub mod subject;
