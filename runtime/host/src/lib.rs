@@ -11,6 +11,7 @@
 //!   [`inspect`]: a component's world without running it.
 //! - [`text`]: foreign text made safe for a terminal; [`files`]: foreign files read bounded.
 
+pub mod audit;
 mod bindings;
 pub mod cache;
 pub mod call;

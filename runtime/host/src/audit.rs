@@ -1,0 +1,228 @@
+//! The audit log of the control loop (issue #13): JSON Lines, one event per line, appended and
+//! flushed to disk before an action is executed and again with its result. A restarted loop
+//! replays it into the gate's state ([`GateState`]), so cooldowns and actions in flight survive a
+//! restart, and a round can be replayed from what it recorded.
+//!
+//! The file is the user's (default `$XDG_STATE_HOME/operator/audit/<subject>.jsonl`); a line
+//! that does not parse (a write torn by a crash) is skipped and counted, never fatal.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::gate::{Action, GateState};
+
+/// Longest line replayed, in bytes; longer ones are skipped like torn ones.
+const MAX_LINE: usize = 1 << 20;
+
+/// One event of the loop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "event")]
+pub enum AuditEvent {
+    /// A round: what was seen, what the policy proposed and what the gate said.
+    Round {
+        time_ms: u64,
+        round: u64,
+        subject: String,
+        policy: String,
+        dry_run: bool,
+        /// Per store: id, state and leader write flow (bytes/s).
+        stores: Vec<StoreSummary>,
+        proposals: Vec<ProposalRecord>,
+    },
+    /// An admitted action is about to be executed (written and flushed first).
+    Start { time_ms: u64, round: u64, action: Action },
+    /// How an executed action ended.
+    Outcome { time_ms: u64, round: u64, action: Action, applied: bool, detail: String },
+}
+
+/// A store as a round saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoreSummary {
+    pub id: u64,
+    pub state: String,
+    pub leader_write_bytes_per_second: f64,
+}
+
+/// A proposal with the gate's verdict (`admitted`, or a refusal's name) and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProposalRecord {
+    pub action: Action,
+    pub reason: String,
+    pub score: f64,
+    pub verdict: String,
+    pub detail: String,
+}
+
+/// Why the audit log cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("audit log {path}: {source}")]
+pub struct AuditError {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// An audit log open for appending.
+#[derive(Debug)]
+pub struct AuditLog {
+    path: PathBuf,
+    file: File,
+}
+
+impl AuditLog {
+    /// `$XDG_STATE_HOME/operator/audit/<subject>.jsonl` (`~/.local/state` without it).
+    pub fn default_path(subject: &str) -> Option<PathBuf> {
+        let state = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+            Some(v) => PathBuf::from(v),
+            None => PathBuf::from(std::env::var_os("HOME")?).join(".local/state"),
+        };
+        Some(state.join("operator").join("audit").join(format!("{subject}.jsonl")))
+    }
+
+    /// Opens (creating it and its folder, private to the user) for appending.
+    pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        let err = |source| AuditError { path: path.to_path_buf(), source };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(err)?;
+        }
+        let file = OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(err)?;
+        Ok(AuditLog { path: path.to_path_buf(), file })
+    }
+
+    /// Where it writes.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one event and flushes it to disk before returning.
+    pub fn append(&mut self, event: &AuditEvent) -> Result<(), AuditError> {
+        let err = |source| AuditError { path: self.path.clone(), source };
+        let mut line = serde_json::to_vec(event).map_err(|e| err(std::io::Error::other(e)))?;
+        line.push(b'\n');
+        self.file.write_all(&line).map_err(err)?;
+        self.file.sync_data().map_err(err)
+    }
+}
+
+/// What a replay found: the events, and how many lines were skipped.
+#[derive(Debug, Default)]
+pub struct Replay {
+    pub events: Vec<AuditEvent>,
+    pub skipped: u64,
+}
+
+impl Replay {
+    /// Reads the log at `path` (an absent file is an empty log).
+    pub fn read(path: &Path) -> Result<Replay, AuditError> {
+        let err = |source| AuditError { path: path.to_path_buf(), source };
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Replay::default()),
+            Err(e) => return Err(err(e)),
+        };
+        let mut replay = Replay::default();
+        let mut reader = BufReader::new(file);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let n = (&mut reader).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut line).map_err(err)?;
+            if n == 0 {
+                break;
+            }
+            if line.len() > MAX_LINE {
+                // Skip the rest of an overlong line, a bounded chunk at a time.
+                replay.skipped += 1;
+                while !line.ends_with(b"\n") {
+                    line.clear();
+                    if (&mut reader).take(MAX_LINE as u64).read_until(b'\n', &mut line).map_err(err)? == 0 {
+                        break;
+                    }
+                }
+                continue;
+            }
+            match serde_json::from_slice::<AuditEvent>(&line) {
+                Ok(e) => replay.events.push(e),
+                Err(_) if line.iter().all(u8::is_ascii_whitespace) => {}
+                Err(_) => replay.skipped += 1,
+            }
+        }
+        Ok(replay)
+    }
+
+    /// The gate's state after these events: an action started and not ended is in flight; every
+    /// start counts for its region's cooldown.
+    pub fn gate_state(&self) -> GateState {
+        let mut state = GateState::default();
+        for e in &self.events {
+            match e {
+                AuditEvent::Start { time_ms, action, .. } => state.started(*action, *time_ms),
+                AuditEvent::Outcome { action, .. } => state.finished(action.region_id()),
+                AuditEvent::Round { .. } => {}
+            }
+        }
+        state
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start(region_id: u64, time_ms: u64) -> AuditEvent {
+        AuditEvent::Start { time_ms, round: 1, action: Action::TransferLeader { region_id, to_store_id: 2 } }
+    }
+
+    #[test]
+    fn a_restarted_loop_gets_back_its_in_flight_actions_and_cooldowns() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state/audit/tikv.jsonl");
+        let mut log = AuditLog::open(&path).expect("open");
+        log.append(&AuditEvent::Round {
+            time_ms: 1,
+            round: 1,
+            subject: "tikv".into(),
+            policy: "hot-write-balance".into(),
+            dry_run: false,
+            stores: vec![StoreSummary { id: 1, state: "up".into(), leader_write_bytes_per_second: 5.0 }],
+            proposals: vec![],
+        })
+        .expect("append");
+        log.append(&start(10, 1_000)).expect("append");
+        log.append(&start(11, 2_000)).expect("append");
+        log.append(&AuditEvent::Outcome {
+            time_ms: 3_000,
+            round: 1,
+            action: Action::TransferLeader { region_id: 10, to_store_id: 2 },
+            applied: true,
+            detail: "confirmed".into(),
+        })
+        .expect("append");
+        drop(log);
+
+        let replay = Replay::read(&path).expect("read");
+        assert_eq!((replay.events.len(), replay.skipped), (4, 0));
+        let state = replay.gate_state();
+        assert_eq!(state.in_flight.keys().copied().collect::<Vec<_>>(), [11]);
+        assert_eq!(state.last_action_ms.get(&10), Some(&1_000));
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_torn_or_foreign_line_is_skipped_and_counted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a.jsonl");
+        let good = serde_json::to_string(&start(7, 5)).expect("json");
+        let huge = "x".repeat(MAX_LINE + 10);
+        std::fs::write(&path, format!("{good}\n{{\"event\":\"start\",\"ti\n\n{huge}\nnot json\n{good}"))
+            .expect("write");
+        let replay = Replay::read(&path).expect("read");
+        assert_eq!(replay.events.len(), 2);
+        assert_eq!(replay.skipped, 3);
+        assert!(Replay::read(&dir.path().join("absent.jsonl")).expect("absent").events.is_empty());
+    }
+}
