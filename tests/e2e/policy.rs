@@ -118,3 +118,76 @@ fn the_built_in_policy_is_listed_and_imports_nothing_but_wasi_basics() {
         assert!(!inspect.stdout.contains(forbidden), "a policy imports {forbidden}:\n{}", inspect.stdout);
     }
 }
+
+/// `operator run` with `--output json`: one JSON object per line per round.
+fn run_rounds(sim: &crate::harness::Sim, audit: &std::path::Path, extra: &[&str]) -> Vec<serde_json::Value> {
+    let r = run(operator()
+        .args(["run", "tikv", "--policy", "hot-write-balance", "--output", "json", "--audit"])
+        .arg(audit)
+        .args(extra)
+        .args(sim.endpoints()));
+    r.expect_code(0)
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect()
+}
+
+/// The hottest store's leader write flow over the mean of all, in one round's report.
+fn imbalance(round: &serde_json::Value) -> f64 {
+    let flows: Vec<f64> = round["stores"]
+        .as_array()
+        .expect("stores")
+        .iter()
+        .map(|s| s["leader_write_bytes_per_second"].as_f64().expect("flow"))
+        .collect();
+    let mean = flows.iter().sum::<f64>() / flows.len() as f64;
+    flows.iter().copied().fold(0.0, f64::max) / mean
+}
+
+#[test]
+fn a_dry_run_proposes_and_records_but_creates_no_operator_at_pd() {
+    let sim = crate::harness::Sim::start(Default::default());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let audit = dir.path().join("audit.jsonl");
+    let rounds = run_rounds(&sim, &audit, &["--rounds", "1"]);
+    assert_eq!(rounds.len(), 1);
+    assert_eq!(rounds[0]["dry_run"], true);
+    let actions = rounds[0]["actions"].as_array().expect("actions");
+    assert!(!actions.is_empty() && actions.len() <= 10, "{actions:?}");
+    assert!(actions.iter().filter(|a| a["verdict"] == "dry-run").count() <= 4);
+    for a in actions {
+        assert!(a["region_id"].is_u64() && a["to_store_id"].is_u64() && a["reason"].is_string(), "{a}");
+    }
+    let operators = crate::harness::http_get(sim.sim.pd, "/pd/api/v1/operators");
+    assert!(operators.trim_end().ends_with("[]"), "PD has operators after a dry run: {operators}");
+    let log = std::fs::read_to_string(&audit).expect("audit");
+    assert!(log.lines().any(|l| l.contains("\"event\":\"round\"") && l.contains("\"dry_run\":true")), "{log}");
+    assert!(!log.contains("\"event\":\"start\""), "a dry run started an action: {log}");
+}
+
+#[test]
+fn applying_hot_write_balance_evens_the_leader_write_flow_within_the_caps() {
+    let sim = crate::harness::Sim::start(tikv_simulator::Config {
+        operator_delay: std::time::Duration::from_millis(200),
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let audit = dir.path().join("audit.jsonl");
+    let rounds = run_rounds(&sim, &audit, &["--apply", "--rounds", "6", "--interval", "1s"]);
+    assert_eq!(rounds.len(), 6);
+    let first = imbalance(&rounds[0]);
+    assert!(first > 1.2, "the simulator starts unbalanced: {first:.2}");
+    for r in &rounds {
+        assert_eq!(r["dry_run"], false);
+        let applied = r["actions"].as_array().expect("actions").iter().filter(|a| a["verdict"] == "applied").count();
+        assert!(applied <= 4, "more than the per-round cap: {r}");
+    }
+    let best = rounds[1..].iter().map(imbalance).fold(f64::MAX, f64::min);
+    assert!(best <= 1.2, "never within 1.2x of the mean: {:?}", rounds.iter().map(imbalance).collect::<Vec<_>>());
+    // Every applied action was recorded before and after it ran.
+    let log = std::fs::read_to_string(&audit).expect("audit");
+    let starts = log.lines().filter(|l| l.contains("\"event\":\"start\"")).count();
+    let outcomes = log.lines().filter(|l| l.contains("\"event\":\"outcome\"")).count();
+    assert!(starts > 0 && outcomes > 0 && outcomes <= starts, "{starts} starts, {outcomes} outcomes");
+}

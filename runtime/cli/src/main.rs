@@ -13,6 +13,7 @@ mod components;
 mod deploy;
 mod inspect;
 mod render;
+mod run;
 mod sandbox_args;
 mod simulate;
 mod sources;
@@ -85,6 +86,8 @@ enum Command {
     Deploy(deploy::Args),
     /// Run a simulated cluster for development without a real one.
     Simulate(simulate::Args),
+    /// Operate a subject's cluster with a policy: observe, decide, gate, act (dry-run by default).
+    Run(run::Args),
 }
 
 /// A usage error: wrong name, flag value or arguments (exit code 2).
@@ -155,6 +158,7 @@ fn main() -> ExitCode {
             Command::Components(args) => components::run(&ctx, args),
             Command::Simulate(args) => simulate::run(args).await,
             Command::Deploy(args) => deploy::run(&ctx, args).await,
+            Command::Run(args) => run::run(&ctx, args).await,
         }
     });
     // Do not wait for a guest still blocked in a host call to notice it was cancelled.

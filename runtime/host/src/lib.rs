@@ -17,6 +17,7 @@ pub mod cache;
 pub mod call;
 pub mod capability;
 pub mod contract;
+pub mod control;
 pub mod deploy;
 pub mod dynamic;
 pub mod engine;

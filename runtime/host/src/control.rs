@@ -1,0 +1,251 @@
+//! The control loop's round (issue #13): observe through the Subject adapter, decide through a
+//! policy component, check every proposal at the [`gate`], record the round in the [`audit`] log,
+//! and — only when applying — act through the adapter's `transfer-leader` and record the result.
+//!
+//! Dry-run is the default: without `apply` nothing is executed and every admitted proposal gets
+//! the verdict `dry-run`. A failing observation or policy ends that round with a named error; the
+//! caller's loop goes on. Actions the adapter accepted but did not see complete stay in flight
+//! until a later observation shows the leader moved (or the cooldown passes: `failed`).
+//!
+//! [`gate`]: crate::gate
+//! [`audit`]: crate::audit
+
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::audit::{AuditError, AuditEvent, AuditLog, ProposalRecord, StoreSummary};
+use crate::gate::{self, Action, GateLimits, GateState, Round, Verdict};
+use crate::policy::{Observation, Outcome, OutcomeKind, PolicyClient, Proposal};
+use crate::subject::{Region, SubjectClient};
+
+/// Hot write regions asked for per round.
+pub const HOT_REGIONS_PER_ROUND: u32 = 1024;
+/// Recent outcomes kept for the policy.
+const RECENT: usize = 64;
+
+/// One action of a round as reported.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActionReport {
+    pub region_id: u64,
+    pub to_store_id: u64,
+    pub reason: String,
+    /// `applied`, `failed`, `refused` or `dry-run`.
+    pub verdict: String,
+    pub detail: String,
+}
+
+/// What a round did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RoundReport {
+    pub round: u64,
+    pub dry_run: bool,
+    pub time_ms: u64,
+    /// Per store: state and leader write flow.
+    pub stores: Vec<StoreSummary>,
+    pub actions: Vec<ActionReport>,
+    /// Why the round could not observe or decide, if it could not.
+    pub error: Option<String>,
+}
+
+/// The loop's fixed parts and its state between rounds.
+pub struct ControlLoop<'r> {
+    pub subject_name: String,
+    pub policy_name: String,
+    pub subject: SubjectClient<'r>,
+    pub policy: PolicyClient<'r>,
+    pub params: Vec<(String, String)>,
+    pub limits: GateLimits,
+    pub state: GateState,
+    pub recent: Vec<Outcome>,
+    pub audit: AuditLog,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Leader write flow per store, from the hot regions (PD's `as_leader` flow).
+pub fn leader_write_flow(regions: &[Region]) -> BTreeMap<u64, f64> {
+    let mut flow = BTreeMap::new();
+    for r in regions {
+        if let (Some(l), Some(f)) = (r.leader_store_id, r.write_bytes_per_second) {
+            *flow.entry(l).or_insert(0.0) += f.max(0.0);
+        }
+    }
+    flow
+}
+
+impl ControlLoop<'_> {
+    /// Runs round `round`. `approve` is asked before each admitted action when applying.
+    pub async fn round(
+        &mut self,
+        round: u64,
+        apply: bool,
+        approve: &mut dyn FnMut(&Proposal) -> bool,
+    ) -> Result<RoundReport, AuditError> {
+        let time_ms = now_ms();
+        let mut report =
+            RoundReport { round, dry_run: !apply, time_ms, stores: Vec::new(), actions: Vec::new(), error: None };
+
+        // Observe.
+        let stores = match self.subject.stores().await {
+            Ok(o) => match o.value {
+                Ok(s) => s,
+                Err(e) => return Ok(self.failed(report, format!("observe: stores: {e}"))),
+            },
+            Err(f) => return Ok(self.failed(report, format!("observe: stores: {}", f.error))),
+        };
+        let regions = match self.subject.hot_write_regions(HOT_REGIONS_PER_ROUND).await {
+            Ok(o) => match o.value {
+                Ok(r) => r,
+                Err(e) => return Ok(self.failed(report, format!("observe: hot write regions: {e}"))),
+            },
+            Err(f) => return Ok(self.failed(report, format!("observe: hot write regions: {}", f.error))),
+        };
+        let metrics = match self.subject.metrics().await {
+            Ok(o) => o.value.ok(),
+            Err(_) => None,
+        };
+        let flow = leader_write_flow(&regions);
+        report.stores = stores
+            .iter()
+            .map(|s| StoreSummary {
+                id: s.id,
+                state: s.state.to_string(),
+                leader_write_bytes_per_second: flow.get(&s.id).copied().unwrap_or(0.0),
+            })
+            .collect();
+        self.settle_in_flight(round, time_ms, &regions)?;
+
+        // Decide.
+        let observation = Observation {
+            stores: stores.clone(),
+            hot_write_regions: regions.clone(),
+            metrics,
+            in_flight: self
+                .state
+                .in_flight
+                .values()
+                .map(|a| (*a, self.state.last_action_ms.get(&a.region_id()).copied().unwrap_or(0)))
+                .collect(),
+            recent: self.recent.clone(),
+            now_ms: time_ms,
+        };
+        let proposals = match self.policy.decide(&observation, &self.params).await {
+            Ok(o) => match o.value {
+                Ok(p) => p,
+                Err(e) => return Ok(self.failed(report, format!("decide: {e}"))),
+            },
+            Err(f) => return Ok(self.failed(report, format!("decide: {}", f.error))),
+        };
+
+        // Gate, then record before acting.
+        let actions: Vec<Action> = proposals.iter().map(|p| p.action).collect();
+        let verdicts = gate::check(
+            Round { stores: &stores, regions: &regions, now_ms: time_ms },
+            &actions,
+            &self.limits,
+            &self.state,
+        );
+        let records: Vec<ProposalRecord> = proposals
+            .iter()
+            .zip(&verdicts)
+            .map(|(p, v)| {
+                let (verdict, detail) = match v {
+                    Verdict::Admitted => ("admitted".to_string(), String::new()),
+                    Verdict::Refused { reason, detail } => (reason.name().to_string(), detail.clone()),
+                };
+                ProposalRecord { action: p.action, reason: p.reason.clone(), score: p.score, verdict, detail }
+            })
+            .collect();
+        self.audit.append(&AuditEvent::Round {
+            time_ms,
+            round,
+            subject: self.subject_name.clone(),
+            policy: self.policy_name.clone(),
+            dry_run: !apply,
+            stores: report.stores.clone(),
+            proposals: records,
+        })?;
+
+        // Act.
+        for (p, v) in proposals.iter().zip(&verdicts) {
+            let Action::TransferLeader { region_id, to_store_id } = p.action;
+            let out = |verdict: &str, detail: String| ActionReport {
+                region_id,
+                to_store_id,
+                reason: p.reason.clone(),
+                verdict: verdict.into(),
+                detail,
+            };
+            let entry = match v {
+                Verdict::Refused { reason, detail } => out("refused", format!("{}: {detail}", reason.name())),
+                Verdict::Admitted if !apply => out("dry-run", "admitted by the gate; not executed".into()),
+                Verdict::Admitted if !approve(p) => out("refused", "not approved".into()),
+                Verdict::Admitted => {
+                    self.audit.append(&AuditEvent::Start { time_ms: now_ms(), round, action: p.action })?;
+                    self.state.started(p.action, time_ms);
+                    match self.subject.transfer_leader(region_id, to_store_id).await {
+                        Ok(o) => match o.value {
+                            Ok(t) if t.confirmed => {
+                                let detail = format!("leader moved, confirmed after {} ms", t.waited_ms);
+                                self.finish(round, p.action, true, detail.clone())?;
+                                out("applied", detail)
+                            }
+                            Ok(t) => out("applied", format!("accepted; not yet observed after {} ms", t.waited_ms)),
+                            Err(e) => {
+                                let detail = e.to_string();
+                                self.finish(round, p.action, false, detail.clone())?;
+                                out("failed", detail)
+                            }
+                        },
+                        Err(f) => {
+                            let detail = f.error.to_string();
+                            self.finish(round, p.action, false, detail.clone())?;
+                            out("failed", detail)
+                        }
+                    }
+                }
+            };
+            report.actions.push(entry);
+        }
+        Ok(report)
+    }
+
+    fn failed(&self, mut report: RoundReport, error: String) -> RoundReport {
+        report.error = Some(error);
+        report
+    }
+
+    /// Records how an action ended and frees its region.
+    fn finish(&mut self, round: u64, action: Action, applied: bool, detail: String) -> Result<(), AuditError> {
+        let at_ms = now_ms();
+        self.audit.append(&AuditEvent::Outcome { time_ms: at_ms, round, action, applied, detail: detail.clone() })?;
+        self.state.finished(action.region_id());
+        let kind = if applied { OutcomeKind::Applied } else { OutcomeKind::Failed };
+        self.recent.push(Outcome { action, kind, detail, at_ms });
+        if self.recent.len() > RECENT {
+            self.recent.remove(0);
+        }
+        Ok(())
+    }
+
+    /// Ends in-flight actions this observation confirms, or that outlived the cooldown.
+    fn settle_in_flight(&mut self, round: u64, now_ms: u64, regions: &[Region]) -> Result<(), AuditError> {
+        let leaders: BTreeMap<u64, Option<u64>> = regions.iter().map(|r| (r.id, r.leader_store_id)).collect();
+        let cooldown = u64::try_from(self.limits.region_cooldown.as_millis()).unwrap_or(u64::MAX);
+        let pending: Vec<Action> = self.state.in_flight.values().copied().collect();
+        for action in pending {
+            let Action::TransferLeader { region_id, to_store_id } = action;
+            let since = self.state.last_action_ms.get(&region_id).copied().unwrap_or(0);
+            if leaders.get(&region_id) == Some(&Some(to_store_id)) {
+                self.finish(round, action, true, "leader move observed".into())?;
+            } else if now_ms.saturating_sub(since) >= cooldown {
+                self.finish(round, action, false, "leader move not observed within the cooldown".into())?;
+            }
+        }
+        Ok(())
+    }
+}
