@@ -191,3 +191,26 @@ fn applying_hot_write_balance_evens_the_leader_write_flow_within_the_caps() {
     let outcomes = log.lines().filter(|l| l.contains("\"event\":\"outcome\"")).count();
     assert!(starts > 0 && outcomes > 0 && outcomes <= starts, "{starts} starts, {outcomes} outcomes");
 }
+
+#[test]
+fn ctrl_c_ends_the_loop_between_rounds_with_exit_code_0() {
+    use std::io::BufRead as _;
+    let sim = crate::harness::Sim::start(Default::default());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = operator()
+        .args(["run", "tikv", "--policy", "hot-write-balance", "--output", "json", "--interval", "60s", "--audit"])
+        .arg(dir.path().join("audit.jsonl"))
+        .args(sim.endpoints())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut first).expect("a round");
+    let round: serde_json::Value = serde_json::from_str(&first).expect("json");
+    assert_eq!(round["round"], 1);
+    // SAFETY: signalling a child process this test spawned.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}

@@ -5,6 +5,8 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use operator_host::audit::{AuditEvent, AuditLog, Replay};
@@ -31,7 +33,7 @@ pub struct Args {
     #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
     params: Vec<(String, String)>,
     /// Time between rounds.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = parse_interval)]
     interval: Duration,
     /// Rounds to run (default: until interrupted).
     #[arg(long, value_name = "N")]
@@ -60,6 +62,14 @@ pub struct Args {
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     s.parse::<HumanDuration>().map(|d| d.0).map_err(|e| e.to_string())
+}
+
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_millis(100) {
+        return Err("the interval must be at least 100ms".into());
+    }
+    Ok(d)
 }
 
 fn parse_param(s: &str) -> Result<(String, String), String> {
@@ -150,32 +160,40 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         );
     }
 
+    // Ctrl-C from now on: the action under way finishes (its result is recorded), no other starts.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let notify = Arc::new(tokio::sync::Notify::new());
+    tokio::spawn({
+        let (stop, notify) = (stop.clone(), notify.clone());
+        async move {
+            signal.recv().await;
+            stop.store(true, Ordering::SeqCst);
+            notify.notify_one();
+        }
+    });
     let mut approve = |p: &Proposal| ask(p);
     let mut no_ask = |_: &Proposal| true;
     let mut round = first_round;
     let mut done = 0u64;
-    let interrupted = tokio::signal::ctrl_c();
-    tokio::pin!(interrupted);
-    loop {
-        let step = control.round(round, args.apply, if args.approve { &mut approve } else { &mut no_ask });
-        // A round finishes its current step: Ctrl-C is looked at between rounds.
-        let report = step.await?;
+    while args.rounds.is_none_or(|n| done < n) && !stop.load(Ordering::SeqCst) {
+        let report =
+            control.round(round, args.apply, if args.approve { &mut approve } else { &mut no_ask }, &stop).await?;
         render_round(ctx.output, &report)?;
         done += 1;
-        round += 1;
+        round = round.saturating_add(1);
         if args.rounds.is_some_and(|n| done >= n) {
-            return Ok(());
+            break;
         }
         tokio::select! {
             _ = tokio::time::sleep(args.interval) => {}
-            _ = &mut interrupted => {
-                if ctx.output == Output::Table {
-                    eprintln!("interrupted after round {}", round - 1);
-                }
-                return Ok(());
-            }
+            _ = notify.notified() => {}
         }
     }
+    if stop.load(Ordering::SeqCst) && ctx.output == Output::Table {
+        eprintln!("interrupted after round {}", round.saturating_sub(1));
+    }
+    Ok(())
 }
 
 /// Asks y/N on the terminal before an action.
@@ -199,6 +217,9 @@ fn render_round(output: Output, r: &RoundReport) -> anyhow::Result<()> {
     if let Some(e) = &r.error {
         println!("  error: {}", escape(e));
         return Ok(());
+    }
+    if r.dropped_proposals > 0 {
+        println!("  {} more proposals were dropped unconsidered (at most 256 a round)", r.dropped_proposals);
     }
     let flows: Vec<String> = r
         .stores

@@ -82,14 +82,43 @@ impl AuditLog {
         Some(state.join("operator").join("audit").join(format!("{subject}.jsonl")))
     }
 
-    /// Opens (creating it and its folder, private to the user) for appending.
+    /// Opens (creating it and its folder, private to the user) for appending, and locks it: two
+    /// loops on one log would each take the other's caps and cooldowns for their own. A last line
+    /// torn by a crash is ended, so the next event starts on a line of its own.
     pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
+        use std::os::fd::AsRawFd;
         use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         let err = |source| AuditError { path: path.to_path_buf(), source };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(err)?;
         }
-        let file = OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(err)?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(err)?;
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(err(if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                std::io::Error::other("another `operator run` is using this audit log; stop it or pass --audit")
+            } else {
+                e
+            }));
+        }
+        let len = file.metadata().map_err(err)?.len();
+        if len > 0 {
+            use std::io::{Seek, SeekFrom};
+            let mut last = [0u8; 1];
+            file.seek(SeekFrom::End(-1)).map_err(err)?;
+            file.read_exact(&mut last).map_err(err)?;
+            if last[0] != b'\n' {
+                file.write_all(b"\n").map_err(err)?;
+            }
+        }
         Ok(AuditLog { path: path.to_path_buf(), file })
     }
 
@@ -210,6 +239,22 @@ mod tests {
         assert_eq!(state.last_action_ms.get(&10), Some(&1_000));
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn one_loop_at_a_time_and_a_torn_line_does_not_swallow_the_next_event() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a.jsonl");
+        std::fs::write(&path, "{\"event\":\"start\",\"ti").expect("write");
+        let mut log = AuditLog::open(&path).expect("open");
+        let e = AuditLog::open(&path).expect_err("locked");
+        assert!(e.to_string().contains("another `operator run`"), "{e}");
+        log.append(&start(3, 9)).expect("append");
+        drop(log);
+        let replay = Replay::read(&path).expect("read");
+        assert_eq!((replay.events.len(), replay.skipped), (1, 1));
+        std::os::unix::fs::symlink(&path, dir.path().join("link.jsonl")).expect("symlink");
+        assert!(AuditLog::open(&dir.path().join("link.jsonl")).is_err(), "a symlinked log is refused");
     }
 
     #[test]

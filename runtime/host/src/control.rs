@@ -24,6 +24,11 @@ use crate::subject::{Region, SubjectClient};
 pub const HOT_REGIONS_PER_ROUND: u32 = 1024;
 /// Recent outcomes kept for the policy.
 const RECENT: usize = 64;
+/// Proposals a round considers, in the policy's order; the rest are dropped and counted (a
+/// policy returning 200,000 would otherwise write tens of megabytes of audit per round).
+pub const MAX_PROPOSALS: usize = 256;
+/// Longest proposal reason kept, in bytes.
+const MAX_REASON: usize = 512;
 
 /// One action of a round as reported.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -45,6 +50,8 @@ pub struct RoundReport {
     /// Per store: state and leader write flow.
     pub stores: Vec<StoreSummary>,
     pub actions: Vec<ActionReport>,
+    /// Proposals past [`MAX_PROPOSALS`], dropped unconsidered.
+    pub dropped_proposals: usize,
     /// Why the round could not observe or decide, if it could not.
     pub error: Option<String>,
 }
@@ -79,15 +86,24 @@ pub fn leader_write_flow(regions: &[Region]) -> BTreeMap<u64, f64> {
 
 impl ControlLoop<'_> {
     /// Runs round `round`. `approve` is asked before each admitted action when applying.
+    /// Once `stop` is set, no further action starts (the rest get `refused`, "interrupted").
     pub async fn round(
         &mut self,
         round: u64,
         apply: bool,
         approve: &mut dyn FnMut(&Proposal) -> bool,
+        stop: &std::sync::atomic::AtomicBool,
     ) -> Result<RoundReport, AuditError> {
         let time_ms = now_ms();
-        let mut report =
-            RoundReport { round, dry_run: !apply, time_ms, stores: Vec::new(), actions: Vec::new(), error: None };
+        let mut report = RoundReport {
+            round,
+            dry_run: !apply,
+            time_ms,
+            stores: Vec::new(),
+            actions: Vec::new(),
+            dropped_proposals: 0,
+            error: None,
+        };
 
         // Observe.
         let stores = match self.subject.stores().await {
@@ -133,13 +149,21 @@ impl ControlLoop<'_> {
             recent: self.recent.clone(),
             now_ms: time_ms,
         };
-        let proposals = match self.policy.decide(&observation, &self.params).await {
+        let mut proposals = match self.policy.decide(&observation, &self.params).await {
             Ok(o) => match o.value {
                 Ok(p) => p,
                 Err(e) => return Ok(self.failed(report, format!("decide: {e}"))),
             },
             Err(f) => return Ok(self.failed(report, format!("decide: {}", f.error))),
         };
+        report.dropped_proposals = proposals.len().saturating_sub(MAX_PROPOSALS);
+        proposals.truncate(MAX_PROPOSALS);
+        for p in &mut proposals {
+            p.reason.truncate(p.reason.floor_char_boundary(MAX_REASON));
+            if !p.score.is_finite() {
+                p.score = 0.0;
+            }
+        }
 
         // Gate, then record before acting.
         let actions: Vec<Action> = proposals.iter().map(|p| p.action).collect();
@@ -183,6 +207,9 @@ impl ControlLoop<'_> {
             let entry = match v {
                 Verdict::Refused { reason, detail } => out("refused", format!("{}: {detail}", reason.name())),
                 Verdict::Admitted if !apply => out("dry-run", "admitted by the gate; not executed".into()),
+                Verdict::Admitted if stop.load(std::sync::atomic::Ordering::SeqCst) => {
+                    out("refused", "interrupted before it ran".into())
+                }
                 Verdict::Admitted if !approve(p) => out("refused", "not approved".into()),
                 Verdict::Admitted => {
                     self.audit.append(&AuditEvent::Start { time_ms: now_ms(), round, action: p.action })?;
