@@ -7,6 +7,8 @@ pub const PARAMS: &[(&str, &str, &str)] = &[
     ("tolerance", "1.05", "act only when the hottest store's leader write flow exceeds the mean by this ratio"),
     ("min-region-rate", "1024", "ignore regions writing fewer bytes per second than this"),
     ("max-proposals", "4", "proposals per round at most (the host's gate caps them again)"),
+    ("min-gain-ratio", "0.02", "skip moves that lower the hottest store's flow by less than this fraction of the mean"),
+    ("settle-ms", "60000", "leave a region alone this long after an action on it ended, and while one is in flight"),
 ];
 
 /// Parsed parameters.
@@ -15,12 +17,20 @@ pub struct Params {
     pub tolerance: f64,
     pub min_region_rate: f64,
     pub max_proposals: usize,
+    pub min_gain_ratio: f64,
+    pub settle_ms: u64,
 }
 
 impl Params {
     /// The defaults, overridden by `given`; an unknown name or a bad value is an error.
     pub fn parse(given: &[(String, String)]) -> Result<Params, String> {
-        let mut p = Params { tolerance: 1.05, min_region_rate: 1024.0, max_proposals: 4 };
+        let mut p = Params {
+            tolerance: 1.05,
+            min_region_rate: 1024.0,
+            max_proposals: 4,
+            min_gain_ratio: 0.02,
+            settle_ms: 60_000,
+        };
         for (name, value) in given {
             let number = || value.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0);
             match name.as_str() {
@@ -36,6 +46,13 @@ impl Params {
                 "max-proposals" => {
                     p.max_proposals =
                         value.parse().map_err(|_| format!("max-proposals must be a whole number, got {value:?}"))?
+                }
+                "min-gain-ratio" => {
+                    p.min_gain_ratio =
+                        number().ok_or(format!("min-gain-ratio must be a fraction >= 0, got {value:?}"))?
+                }
+                "settle-ms" => {
+                    p.settle_ms = value.parse().map_err(|_| format!("settle-ms must be milliseconds, got {value:?}"))?
                 }
                 other => {
                     let known: Vec<&str> = PARAMS.iter().map(|(n, _, _)| *n).collect();
@@ -73,8 +90,10 @@ pub struct Move {
     pub reason: String,
 }
 
-/// The moves for this round, best first.
-pub fn decide(stores: &[StoreFlow], regions: &[RegionFlow], p: &Params) -> Vec<Move> {
+/// The moves for this round, best first. Regions in `settling` (an action in flight, or one
+/// that ended less than `settle-ms` ago) are left alone: their flow has not settled where the
+/// move put it, and moving them again is how a balancer flaps.
+pub fn decide(stores: &[StoreFlow], regions: &[RegionFlow], p: &Params, settling: &[u64]) -> Vec<Move> {
     let up: Vec<u64> = stores.iter().filter(|s| s.up).map(|s| s.id).collect();
     if up.len() < 2 {
         return Vec::new();
@@ -101,7 +120,12 @@ pub fn decide(stores: &[StoreFlow], regions: &[RegionFlow], p: &Params) -> Vec<M
         // Its regions, hottest first, not yet moved this round.
         let mut candidates: Vec<&RegionFlow> = regions
             .iter()
-            .filter(|r| r.leader == source && !moved.contains(&r.id) && r.bytes_per_second >= p.min_region_rate)
+            .filter(|r| {
+                r.leader == source
+                    && !moved.contains(&r.id)
+                    && !settling.contains(&r.id)
+                    && r.bytes_per_second >= p.min_region_rate
+            })
             .collect();
         candidates.sort_by(|a, b| b.bytes_per_second.total_cmp(&a.bytes_per_second).then(a.id.cmp(&b.id)));
         let mut best: Option<(f64, f64, &RegionFlow, u64)> = None;
@@ -118,7 +142,7 @@ pub fn decide(stores: &[StoreFlow], regions: &[RegionFlow], p: &Params) -> Vec<M
                 // the source by no more than that gain.
                 let after = (source_flow - f).max(to_flow + f);
                 let gain = source_flow - after;
-                if gain <= 0.0 || (to_flow + f) - (source_flow - f) > gain {
+                if gain <= 0.0 || gain < p.min_gain_ratio * mean || (to_flow + f) - (source_flow - f) > gain {
                     continue;
                 }
                 // Best: the largest gain, then the coolest destination after the move, then ids.
@@ -185,7 +209,7 @@ mod tests {
     #[test]
     fn a_balanced_cluster_gets_no_proposals() {
         let regions = vec![region(1, 1, &[1, 2, 3], 5.0), region(2, 2, &[1, 2, 3], 5.0), region(3, 3, &[1, 2, 3], 5.1)];
-        assert!(decide(&stores(3), &regions, &defaults()).is_empty());
+        assert!(decide(&stores(3), &regions, &defaults(), &[]).is_empty());
     }
 
     #[test]
@@ -198,7 +222,7 @@ mod tests {
         ];
         // Flows 9, 2, 1 MiB/s. Region 1 (6) to store 3 would leave 3 and 7: store 3 hotter than
         // the source by more than the gain. Region 2 (3) to store 3 leaves 6 and 4: gain 3.
-        let moves = decide(&stores(3), &regions, &defaults());
+        let moves = decide(&stores(3), &regions, &defaults(), &[]);
         assert_eq!((moves[0].region_id, moves[0].to_store_id), (2, 3));
         assert_eq!(moves[0].gain, 3.0 * 1024.0 * 1024.0);
         assert!(moves[0].reason.starts_with("store 1 leads 9.0MiB/s of hot writes"), "{}", moves[0].reason);
@@ -209,10 +233,10 @@ mod tests {
     fn a_move_never_makes_the_destination_the_new_hottest_store() {
         // One region carries all the flow: moving it would only move the hotspot.
         let regions = vec![region(1, 1, &[1, 2, 3], 10.0)];
-        assert!(decide(&stores(3), &regions, &defaults()).is_empty());
+        assert!(decide(&stores(3), &regions, &defaults(), &[]).is_empty());
         // Only peers count: store 3 holds no replica of region 1.
         let regions = vec![region(1, 1, &[1, 2], 4.0), region(2, 1, &[1, 2], 4.0), region(3, 2, &[2, 3], 4.0)];
-        let moves = decide(&stores(3), &regions, &defaults());
+        let moves = decide(&stores(3), &regions, &defaults(), &[]);
         assert!(moves.iter().all(|m| m.to_store_id == 2), "{moves:?}");
     }
 
@@ -221,7 +245,7 @@ mod tests {
         let mut s = stores(3);
         s[2].up = false;
         let regions = vec![region(1, 1, &[1, 2, 3], 6.0), region(2, 1, &[1, 2, 3], 2.0), region(3, 2, &[1, 2, 3], 1.0)];
-        let moves = decide(&s, &regions, &defaults());
+        let moves = decide(&s, &regions, &defaults(), &[]);
         assert!(!moves.is_empty() && moves.iter().all(|m| m.to_store_id == 2), "{moves:?}");
     }
 
@@ -229,10 +253,23 @@ mod tests {
     fn proposals_are_capped_and_the_same_input_gives_the_same_output() {
         let regions: Vec<RegionFlow> = (0..50).map(|i| region(i, 1, &[1, 2, 3], 1.0 + i as f64 / 10.0)).collect();
         let p = Params { max_proposals: 3, ..defaults() };
-        let a = decide(&stores(3), &regions, &p);
+        let a = decide(&stores(3), &regions, &p, &[]);
         assert_eq!(a.len(), 3);
-        assert_eq!(a, decide(&stores(3), &regions, &p));
+        assert_eq!(a, decide(&stores(3), &regions, &p, &[]));
         assert!(a.windows(2).all(|w| w[0].gain >= w[1].gain || w[0].region_id != w[1].region_id));
+    }
+
+    #[test]
+    fn settling_regions_and_tiny_gains_are_left_alone() {
+        let regions = vec![region(1, 1, &[1, 2, 3], 3.0), region(2, 1, &[1, 2, 3], 3.0), region(3, 2, &[1, 2, 3], 1.0)];
+        let all = decide(&stores(3), &regions, &defaults(), &[]);
+        assert!(all.iter().any(|m| m.region_id == 1), "{all:?}");
+        let settled = decide(&stores(3), &regions, &defaults(), &[1]);
+        assert!(settled.iter().all(|m| m.region_id != 1), "{settled:?}");
+        // Within 2% of the mean, nothing is worth a move.
+        let flat = vec![region(1, 1, &[1, 2, 3], 1.07), region(2, 2, &[1, 2, 3], 1.0), region(3, 3, &[1, 2, 3], 1.0)];
+        let p = Params { tolerance: 1.0, min_gain_ratio: 0.05, ..defaults() };
+        assert!(decide(&stores(3), &flat, &p, &[]).is_empty());
     }
 
     #[test]

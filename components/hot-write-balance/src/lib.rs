@@ -7,7 +7,8 @@
 //! store whose flow after the move stays below the source's after the move: a move never makes
 //! the destination the new hottest store, so proposals cannot flap. Each accepted move updates
 //! the flows before the next is chosen; at most `max-proposals` per round (the host's gate caps
-//! them again). A balanced cluster gets no proposals. Pure: the same observation and parameters
+//! them again). Moves gaining less than `min-gain-ratio` of the mean are not worth proposing, and
+//! regions acted on within `settle-ms` are left to settle. A balanced cluster gets no proposals. Pure: the same observation and parameters
 //! give the same proposals.
 
 pub mod balance;
@@ -65,7 +66,16 @@ mod component {
                     })
                 })
                 .collect();
-            Ok(balance::decide(&stores, &regions, &params)
+            // Regions with an action in flight, or one that ended within `settle-ms`.
+            let mut settling: Vec<u64> = observation.in_flight.iter().map(|f| region_of(&f.action)).collect();
+            settling.extend(
+                observation
+                    .recent
+                    .iter()
+                    .filter(|o| observation.now_ms.saturating_sub(o.at_ms) < params.settle_ms)
+                    .map(|o| region_of(&o.action)),
+            );
+            Ok(balance::decide(&stores, &regions, &params, &settling)
                 .into_iter()
                 .map(|m| Proposal {
                     action: Action::TransferLeader(LeaderMove { region_id: m.region_id, to_store_id: m.to_store_id }),
@@ -73,6 +83,12 @@ mod component {
                     score: m.gain,
                 })
                 .collect())
+        }
+    }
+
+    fn region_of(action: &Action) -> u64 {
+        match action {
+            Action::TransferLeader(m) => m.region_id,
         }
     }
 
