@@ -58,6 +58,10 @@ pub fn json_size<T: Serialize + ?Sized>(value: &T) -> u64 {
 pub trait Instantiate: Clone + Send + Sync + 'static {
     /// What the instance offers the caller (the generated world struct, or the raw instance).
     type Exports: Send + Sync + 'static;
+    /// The contract, for a mismatch's message (`the Subject contract (operator:core/subject@0.1.x)`).
+    const CONTRACT: &'static str;
+    /// Checks a linked component against the contract.
+    fn bind(pre: InstancePre<CallState>) -> wasmtime::Result<Self>;
     /// Instantiates in `store`.
     fn instantiate<'a>(
         &'a self,
@@ -67,6 +71,10 @@ pub trait Instantiate: Clone + Send + Sync + 'static {
 
 impl Instantiate for InstancePre<CallState> {
     type Exports = Instance;
+    const CONTRACT: &'static str = "no contract";
+    fn bind(pre: InstancePre<CallState>) -> wasmtime::Result<Self> {
+        Ok(pre)
+    }
     fn instantiate<'a>(
         &'a self,
         store: &'a mut Store<CallState>,
@@ -77,9 +85,13 @@ impl Instantiate for InstancePre<CallState> {
 
 /// Implements [`Instantiate`] for a `bindgen!`-generated `…Pre` type.
 macro_rules! instantiate_world {
-    ($pre:ty => $world:ty) => {
+    ($pre:ty => $world:ty, $contract:literal) => {
         impl $crate::call::Instantiate for $pre {
             type Exports = $world;
+            const CONTRACT: &'static str = $contract;
+            fn bind(pre: wasmtime::component::InstancePre<$crate::sandbox::CallState>) -> wasmtime::Result<Self> {
+                <$pre>::new(pre)
+            }
             fn instantiate<'a>(
                 &'a self,
                 store: &'a mut wasmtime::Store<$crate::sandbox::CallState>,
@@ -102,14 +114,23 @@ pub struct Sandboxed<'r, P> {
 impl<'r> Sandboxed<'r, InstancePre<CallState>> {
     /// `component` bound to no contract: calls get the raw instance (`operator call`, benches).
     pub fn untyped(runtime: &'r Runtime, component: &'r LoadedComponent, policy: Policy) -> Self {
-        Sandboxed::new(runtime, component, component.pre.clone(), policy)
+        Sandboxed { runtime, component, policy, pre: component.pre.clone() }
     }
 }
 
 impl<'r, P: Instantiate> Sandboxed<'r, P> {
-    /// Binds `component` (already checked against the contract, as `pre`) to `policy`.
-    pub fn new(runtime: &'r Runtime, component: &'r LoadedComponent, pre: P, policy: Policy) -> Self {
-        Sandboxed { runtime, component, policy, pre }
+    /// Checks `component` against the contract `P` and binds it to `policy`.
+    pub fn bind(runtime: &'r Runtime, component: &'r LoadedComponent, policy: Policy) -> Result<Self, CallError> {
+        let pre = P::bind(component.pre.clone()).map_err(|e| CallError::ContractMismatch {
+            detail: format!("`{}` does not implement {}: {e:#}", component.name, P::CONTRACT),
+        })?;
+        Ok(Sandboxed { runtime, component, policy, pre })
+    }
+
+    /// The same component and contract under another policy.
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// The policy calls run under.

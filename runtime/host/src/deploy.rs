@@ -483,7 +483,7 @@ fn lock_dir() -> std::io::Result<PathBuf> {
     Ok(base.join("locks"))
 }
 
-crate::call::instantiate_world!(b::DeploymentDriverPre<CallState> => b::DeploymentDriver);
+crate::call::instantiate_world!(b::DeploymentDriverPre<CallState> => b::DeploymentDriver, "the DeploymentTarget contract (operator:core/deployment-target@0.1.x)");
 
 impl Output for Result<Vec<ServiceStatus>, DeployError> {
     fn output_size(&self) -> u64 {
@@ -523,12 +523,8 @@ impl<'r> Deployer<'r> {
         limits: Limits,
         progress: ProgressHandle,
     ) -> Result<Self, OpenError> {
-        let pre = b::DeploymentDriverPre::new(component.pre.clone()).map_err(|e| CallError::ContractMismatch {
-            detail: format!(
-                "`{}` does not implement the DeploymentTarget contract (operator:core/deployment-target@0.1.x): {e:#}",
-                component.name
-            ),
-        })?;
+        // The contract first: a mismatch needs neither the lock nor the engine.
+        let inner = Sandboxed::bind(runtime, component, Policy::default())?;
         let scope = Project {
             name: project.name.clone(),
             dir: project.dir.clone(),
@@ -539,7 +535,7 @@ impl<'r> Deployer<'r> {
         let lock = ProjectLock::acquire(&project.name).await?;
         let docker = ScopedDocker::open(engine, scope, grants, progress.clone()).await.map_err(OpenError::Project)?;
         let policy = Policy { docker: Some(Arc::new(docker)), limits, progress, ..Policy::default() };
-        Ok(Deployer { _lock: lock, inner: Sandboxed::new(runtime, component, pre, policy), project })
+        Ok(Deployer { _lock: lock, inner: inner.with_policy(policy), project })
     }
 
     /// The project being deployed.

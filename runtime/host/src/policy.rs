@@ -86,7 +86,7 @@ pub enum PolicyError {
     Failed(String),
 }
 
-crate::call::instantiate_world!(b::PolicyComponentPre<CallState> => b::PolicyComponent);
+crate::call::instantiate_world!(b::PolicyComponentPre<CallState> => b::PolicyComponent, "the policy contract (operator:policy/policy@0.1.x)");
 
 impl Output for PolicyInfo {
     fn output_size(&self) -> u64 {
@@ -108,13 +108,7 @@ pub struct PolicyClient<'r> {
 impl<'r> PolicyClient<'r> {
     /// Checks that `component` exports the policy contract.
     pub fn new(runtime: &'r Runtime, component: &'r LoadedComponent, policy: Policy) -> Result<Self, CallError> {
-        let pre = b::PolicyComponentPre::new(component.pre.clone()).map_err(|e| CallError::ContractMismatch {
-            detail: format!(
-                "`{}` does not implement the policy contract (operator:policy/policy@0.1.x): {e:#}",
-                component.name
-            ),
-        })?;
-        Ok(PolicyClient { inner: Sandboxed::new(runtime, component, pre, policy) })
+        Ok(PolicyClient { inner: Sandboxed::bind(runtime, component, policy)? })
     }
 
     /// `describe`.

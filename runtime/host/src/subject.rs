@@ -154,7 +154,7 @@ impl SubjectError {
 /// The result of an adapter operation: the value, or the adapter's own error.
 pub type SubjectResult<T> = Result<T, SubjectError>;
 
-crate::call::instantiate_world!(b::SubjectAdapterPre<CallState> => b::SubjectAdapter);
+crate::call::instantiate_world!(b::SubjectAdapterPre<CallState> => b::SubjectAdapter, "the Subject contract (operator:core/subject@0.1.x)");
 
 impl<T: Serialize> Output for SubjectResult<T> {
     fn output_size(&self) -> u64 {
@@ -176,13 +176,7 @@ pub struct SubjectClient<'r> {
 impl<'r> SubjectClient<'r> {
     /// Checks that `component` exports the Subject contract.
     pub fn new(runtime: &'r Runtime, component: &'r LoadedComponent, policy: Policy) -> Result<Self, CallError> {
-        let pre = b::SubjectAdapterPre::new(component.pre.clone()).map_err(|e| CallError::ContractMismatch {
-            detail: format!(
-                "`{}` does not implement the Subject contract (operator:core/subject@0.1.x): {e:#}",
-                component.name
-            ),
-        })?;
-        Ok(SubjectClient { inner: Sandboxed::new(runtime, component, pre, policy) })
+        Ok(SubjectClient { inner: Sandboxed::bind(runtime, component, policy)? })
     }
 
     /// The policy calls run under.
