@@ -7,5 +7,6 @@ mod docker_scope;
 mod etcd;
 mod harness;
 mod hostile;
+mod hostile_policy;
 mod policy;
 mod tikv;
