@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{Run, etcd_binaries, etcd_component, free_ports, http_get, http_post, operator, run};
+use crate::harness::{
+    Run, etcd_binaries, etcd_component, evict_leader_component, free_ports, http_get, http_post, operator, run,
+};
 
 /// One etcd member process.
 struct Member {
@@ -280,6 +282,49 @@ fn etcd_transfer_leader_moves_leadership_and_the_next_observation_shows_it() {
     let learner_store = store(&stores, learner.parse().expect("u64"));
     assert_eq!(learner_store["state"], "unknown", "{learner_store}");
     assert!(learner_store["labels"].to_string().contains("learner"), "{learner_store}");
+}
+
+/// One round of `operator run etcd --policy evict-leader --param store=<member> --apply`.
+fn evict_round(cluster: &LocalEtcd, member: u64, audit: &Path) -> Value {
+    let r = run(operator()
+        .args(["run", "etcd", "--policy", "evict-leader", "--param", &format!("store={member}")])
+        // The forced return comes right after the first move: no cooldown between them.
+        .args(["--apply", "--rounds", "1", "--region-cooldown", "0s", "--output", "json", "--audit"])
+        .arg(audit)
+        .args(cluster.endpoints()));
+    serde_json::from_str(r.expect_code(0).stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {}", r.stdout))
+}
+
+#[test]
+fn etcd_evict_leader_moves_the_leader_off_the_member_and_again_after_it_is_forced_back() {
+    let cluster = LocalEtcd::start();
+    evict_leader_component();
+    let evicted = cluster.wait_for_leader(None);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let audit = dir.path().join("audit.jsonl");
+
+    let round = evict_round(&cluster, evicted, &audit);
+    let actions = round["actions"].as_array().expect("actions");
+    assert_eq!(actions.len(), 1, "{round}");
+    assert_eq!(actions[0]["verdict"], "applied", "{round}");
+    assert_eq!(actions[0]["region_id"], 1, "{round}");
+    let first = cluster.wait_for_leader(Some(evicted));
+    assert_eq!(actions[0]["to_store_id"].as_u64(), Some(first), "{round}");
+
+    // Someone moves the leader back; the next round moves it off again.
+    let back = cluster.subject_json(&["transfer-leader", "1", &evicted.to_string()]);
+    assert_eq!(back["confirmed"], true, "{back}");
+    let round = evict_round(&cluster, evicted, &audit);
+    let actions = round["actions"].as_array().expect("actions");
+    assert_eq!(actions.len(), 1, "{round}");
+    assert_eq!(actions[0]["verdict"], "applied", "{round}");
+    assert_ne!(actions[0]["to_store_id"].as_u64(), Some(evicted), "{round}");
+    cluster.wait_for_leader(Some(evicted));
+
+    // With the leader elsewhere, a round has nothing to do.
+    let round = evict_round(&cluster, evicted, &audit);
+    assert_eq!(round["actions"].as_array().map(Vec::len), Some(0), "{round}");
+    assert_eq!(round["round"], 3, "the audit log carries the round count across runs: {round}");
 }
 
 #[test]

@@ -268,6 +268,25 @@ pub fn etcd_component() {
     }
 }
 
+/// Builds the Python policy `evict-leader` (`components/evict-leader/build`, once per test
+/// process) into `<target>/components`, where `operator run --policy evict-leader` finds it, and
+/// compiles it into the shared cache.
+pub fn evict_leader_component() {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let out = Command::new(root().join("components/evict-leader/build"))
+            .env("CARGO_TARGET_DIR", target_dir())
+            .env("OPERATOR", env!("CARGO_BIN_EXE_operator"))
+            .env("OPERATOR_CACHE_DIR", shared_cache())
+            .output()
+            .map_err(|e| format!("cannot run components/evict-leader/build: {e}"))?;
+        if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stderr).into_owned()) }
+    });
+    if let Err(e) = built {
+        panic!("building the evict-leader policy failed:\n{e}");
+    }
+}
+
 /// Builds the Python test component `tests/components/<name>` (its `wit/` and `app.py`) with
 /// componentize-py, once per test process, and returns its path.
 pub fn python_test_component(name: &str) -> PathBuf {

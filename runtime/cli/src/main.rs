@@ -8,6 +8,7 @@
 //! Exit codes: 0 success, 1 the operation failed (a named sandbox error, an adapter error, an
 //! `err` result), 2 a usage error (bad flag, unknown component or subject, bad arguments).
 
+mod audit;
 mod call;
 mod components;
 mod deploy;
@@ -88,6 +89,8 @@ enum Command {
     Simulate(simulate::Args),
     /// Operate a subject's cluster with a policy: observe, decide, gate, act (dry-run by default).
     Run(run::Args),
+    /// Show the control loop's audit log of a subject: rounds, proposals, verdicts, outcomes.
+    Audit(audit::Args),
 }
 
 /// A usage error: wrong name, flag value or arguments (exit code 2).
@@ -159,6 +162,7 @@ fn main() -> ExitCode {
             Command::Simulate(args) => simulate::run(args).await,
             Command::Deploy(args) => deploy::run(&ctx, args).await,
             Command::Run(args) => run::run(&ctx, args).await,
+            Command::Audit(args) => audit::run(&ctx, args),
         }
     });
     // Do not wait for a guest still blocked in a host call to notice it was cancelled.

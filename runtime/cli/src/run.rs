@@ -13,10 +13,10 @@ use operator_host::audit::{AuditEvent, AuditLog, Replay};
 use operator_host::control::{ControlLoop, RoundReport};
 use operator_host::gate::{Action, GateLimits};
 use operator_host::limits::HumanDuration;
-use operator_host::policy::{Outcome, OutcomeKind, PolicyClient, Proposal};
+use operator_host::policy::{Observation, Outcome, OutcomeKind, PolicyClient, PolicyError, Proposal};
 use operator_host::registry::{LookupError, Subject};
 use operator_host::subject::SubjectClient;
-use operator_host::text::escape;
+use operator_host::text::{escape, escape_lines};
 
 use super::render::{self, Table};
 use super::sandbox_args::{self, SandboxArgs};
@@ -124,21 +124,14 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         .into_iter()
         .rev()
         .collect();
-    let first_round = replay
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            AuditEvent::Round { round, .. } => Some(*round),
-            _ => None,
-        })
-        .max()
-        .unwrap_or(0)
-        + 1;
+    let first_round = replay.events.iter().map(AuditEvent::round).max().unwrap_or(0).saturating_add(1);
+    let policy = PolicyClient::new(&runtime, &policy_component, policy_sandbox)?;
+    check_params(&policy, &policy_file.name, &args.params).await?;
     let mut control = ControlLoop {
         subject_name: subject.name.clone(),
         policy_name: policy_file.name.clone(),
         subject: SubjectClient::new(&runtime, &adapter, subject_policy)?,
-        policy: PolicyClient::new(&runtime, &policy_component, policy_sandbox)?,
+        policy,
         params: args.params.clone(),
         limits: GateLimits {
             max_actions_per_round: args.max_actions_per_round,
@@ -196,6 +189,29 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Refuses, before the first round, a parameter the policy does not take or whose value it
+/// rejects (asked with an empty observation), instead of failing every round.
+async fn check_params(policy: &PolicyClient<'_>, name: &str, params: &[(String, String)]) -> anyhow::Result<()> {
+    let info = policy.describe().await?.value;
+    let known: Vec<&str> = info.params.iter().map(|p| p.name.as_str()).collect();
+    if let Some((unknown, _)) = params.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+        let takes = if known.is_empty() { "no parameters".to_string() } else { known.join(", ") };
+        return Err(UsageError(format!(
+            "policy {} has no parameter `{}`; it takes {takes}",
+            escape(name),
+            escape(unknown)
+        ))
+        .into());
+    }
+    // A policy that fails here fails its rounds too, where the loop reports it and goes on.
+    if let Ok(o) = policy.decide(&Observation::default(), params).await
+        && let Err(PolicyError::InvalidParam(why)) = o.value
+    {
+        return Err(UsageError(format!("policy {}: {}", escape(name), escape(&why))).into());
+    }
+    Ok(())
+}
+
 /// Asks y/N on the terminal before an action.
 fn ask(p: &Proposal) -> bool {
     let Action::TransferLeader { region_id, to_store_id } = p.action;
@@ -215,7 +231,7 @@ fn render_round(output: Output, r: &RoundReport) -> anyhow::Result<()> {
     let mode = if r.dry_run { "dry run" } else { "apply" };
     println!("round {} ({mode})", r.round);
     if let Some(e) = &r.error {
-        println!("  error: {}", escape(e));
+        println!("  error: {}", escape_lines(e).replace('\n', "\n         "));
         return Ok(());
     }
     if r.dropped_proposals > 0 {

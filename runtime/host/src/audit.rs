@@ -36,6 +36,23 @@ pub enum AuditEvent {
     Start { time_ms: u64, round: u64, action: Action },
     /// How an executed action ended.
     Outcome { time_ms: u64, round: u64, action: Action, applied: bool, detail: String },
+    /// An admitted action that was not executed: not approved, or the loop was interrupted.
+    Skipped { time_ms: u64, round: u64, action: Action, detail: String },
+    /// A round that could not observe or decide, and why.
+    RoundFailed { time_ms: u64, round: u64, subject: String, policy: String, error: String },
+}
+
+impl AuditEvent {
+    /// The round the event belongs to.
+    pub fn round(&self) -> u64 {
+        match self {
+            AuditEvent::Round { round, .. }
+            | AuditEvent::Start { round, .. }
+            | AuditEvent::Outcome { round, .. }
+            | AuditEvent::Skipped { round, .. }
+            | AuditEvent::RoundFailed { round, .. } => *round,
+        }
+    }
 }
 
 /// A store as a round saw it.
@@ -190,7 +207,7 @@ impl Replay {
             match e {
                 AuditEvent::Start { time_ms, action, .. } => state.started(*action, *time_ms),
                 AuditEvent::Outcome { action, .. } => state.finished(action.region_id()),
-                AuditEvent::Round { .. } => {}
+                AuditEvent::Round { .. } | AuditEvent::Skipped { .. } | AuditEvent::RoundFailed { .. } => {}
             }
         }
         state
@@ -230,12 +247,26 @@ mod tests {
             detail: "confirmed".into(),
         })
         .expect("append");
+        // Not executed, or no round at all: neither is in flight nor cools a region down.
+        let action = Action::TransferLeader { region_id: 12, to_store_id: 2 };
+        log.append(&AuditEvent::Skipped { time_ms: 3_500, round: 1, action, detail: "not approved".into() })
+            .expect("append");
+        log.append(&AuditEvent::RoundFailed {
+            time_ms: 4_000,
+            round: 2,
+            subject: "tikv".into(),
+            policy: "hot-write-balance".into(),
+            error: "decide: trap".into(),
+        })
+        .expect("append");
         drop(log);
 
         let replay = Replay::read(&path).expect("read");
-        assert_eq!((replay.events.len(), replay.skipped), (4, 0));
+        assert_eq!((replay.events.len(), replay.skipped), (6, 0));
+        assert_eq!(replay.events.iter().map(AuditEvent::round).max(), Some(2));
         let state = replay.gate_state();
         assert_eq!(state.in_flight.keys().copied().collect::<Vec<_>>(), [11]);
+        assert!(!state.last_action_ms.contains_key(&12));
         assert_eq!(state.last_action_ms.get(&10), Some(&1_000));
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777, 0o600);

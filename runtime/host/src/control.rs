@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::audit::{AuditError, AuditEvent, AuditLog, ProposalRecord, StoreSummary};
 use crate::gate::{self, Action, GateLimits, GateState, Round, Verdict};
 use crate::policy::{Observation, Outcome, OutcomeKind, PolicyClient, Proposal};
-use crate::subject::{Region, SubjectClient};
+use crate::subject::{Region, SubjectClient, SubjectError};
 
 /// Hot write regions asked for per round.
 pub const HOT_REGIONS_PER_ROUND: u32 = 1024;
@@ -54,6 +54,30 @@ pub struct RoundReport {
     pub dropped_proposals: usize,
     /// Why the round could not observe or decide, if it could not.
     pub error: Option<String>,
+    /// Where the round's time went.
+    pub timings: RoundTimings,
+}
+
+/// Wall time of a round's steps, in milliseconds (0 for a step the round did not reach).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct RoundTimings {
+    /// The adapter's `stores`, `hot-write-regions` and `metrics` calls.
+    pub observe_ms: f64,
+    /// The policy's `decide`.
+    pub decide_ms: f64,
+    /// The gate's checks and the audit record written before acting.
+    pub gate_ms: f64,
+    /// Executing admitted actions (0 in a dry run).
+    pub act_ms: f64,
+}
+
+/// The detail of an action whose fate is unknown: it stays in flight.
+fn pending(error: &dyn std::fmt::Display) -> String {
+    format!("{error}; in flight until an observation shows the move or its cooldown passes")
+}
+
+fn ms_since(t: std::time::Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
 }
 
 /// The loop's fixed parts and its state between rounds.
@@ -103,22 +127,24 @@ impl ControlLoop<'_> {
             actions: Vec::new(),
             dropped_proposals: 0,
             error: None,
+            timings: RoundTimings::default(),
         };
 
         // Observe.
+        let step = std::time::Instant::now();
         let stores = match self.subject.stores().await {
             Ok(o) => match o.value {
                 Ok(s) => s,
-                Err(e) => return Ok(self.failed(report, format!("observe: stores: {e}"))),
+                Err(e) => return self.failed(report, format!("observe: stores: {e}")),
             },
-            Err(f) => return Ok(self.failed(report, format!("observe: stores: {}", f.error))),
+            Err(f) => return self.failed(report, format!("observe: stores: {}", f.error)),
         };
         let regions = match self.subject.hot_write_regions(HOT_REGIONS_PER_ROUND).await {
             Ok(o) => match o.value {
                 Ok(r) => r,
-                Err(e) => return Ok(self.failed(report, format!("observe: hot write regions: {e}"))),
+                Err(e) => return self.failed(report, format!("observe: hot write regions: {e}")),
             },
-            Err(f) => return Ok(self.failed(report, format!("observe: hot write regions: {}", f.error))),
+            Err(f) => return self.failed(report, format!("observe: hot write regions: {}", f.error)),
         };
         let metrics = match self.subject.metrics().await {
             Ok(o) => o.value.ok(),
@@ -133,9 +159,11 @@ impl ControlLoop<'_> {
                 leader_write_bytes_per_second: flow.get(&s.id).copied().unwrap_or(0.0),
             })
             .collect();
+        report.timings.observe_ms = ms_since(step);
         self.settle_in_flight(round, time_ms, &regions)?;
 
         // Decide.
+        let step = std::time::Instant::now();
         let observation = Observation {
             stores: stores.clone(),
             hot_write_regions: regions.clone(),
@@ -152,10 +180,11 @@ impl ControlLoop<'_> {
         let mut proposals = match self.policy.decide(&observation, &self.params).await {
             Ok(o) => match o.value {
                 Ok(p) => p,
-                Err(e) => return Ok(self.failed(report, format!("decide: {e}"))),
+                Err(e) => return self.failed(report, format!("decide: {e}")),
             },
-            Err(f) => return Ok(self.failed(report, format!("decide: {}", f.error))),
+            Err(f) => return self.failed(report, format!("decide: {}", f.error)),
         };
+        report.timings.decide_ms = ms_since(step);
         report.dropped_proposals = proposals.len().saturating_sub(MAX_PROPOSALS);
         proposals.truncate(MAX_PROPOSALS);
         for p in &mut proposals {
@@ -166,6 +195,7 @@ impl ControlLoop<'_> {
         }
 
         // Gate, then record before acting.
+        let step = std::time::Instant::now();
         let actions: Vec<Action> = proposals.iter().map(|p| p.action).collect();
         let verdicts = gate::check(
             Round { stores: &stores, regions: &regions, now_ms: time_ms },
@@ -194,7 +224,10 @@ impl ControlLoop<'_> {
             proposals: records,
         })?;
 
+        report.timings.gate_ms = ms_since(step);
+
         // Act.
+        let step = std::time::Instant::now();
         for (p, v) in proposals.iter().zip(&verdicts) {
             let Action::TransferLeader { region_id, to_store_id } = p.action;
             let out = |verdict: &str, detail: String| ActionReport {
@@ -208,9 +241,13 @@ impl ControlLoop<'_> {
                 Verdict::Refused { reason, detail } => out("refused", format!("{}: {detail}", reason.name())),
                 Verdict::Admitted if !apply => out("dry-run", "admitted by the gate; not executed".into()),
                 Verdict::Admitted if stop.load(std::sync::atomic::Ordering::SeqCst) => {
+                    self.skipped(round, p.action, "interrupted before it ran")?;
                     out("refused", "interrupted before it ran".into())
                 }
-                Verdict::Admitted if !approve(p) => out("refused", "not approved".into()),
+                Verdict::Admitted if !approve(p) => {
+                    self.skipped(round, p.action, "not approved")?;
+                    out("refused", "not approved".into())
+                }
                 Verdict::Admitted => {
                     self.audit.append(&AuditEvent::Start { time_ms: now_ms(), round, action: p.action })?;
                     self.state.started(p.action, time_ms);
@@ -222,28 +259,44 @@ impl ControlLoop<'_> {
                                 out("applied", detail)
                             }
                             Ok(t) => out("applied", format!("accepted; not yet observed after {} ms", t.waited_ms)),
+                            // Unreachable may mean the request went out and the answer did
+                            // not come back: like a failed call, below.
+                            Err(e @ SubjectError::Unreachable(_)) => out("failed", pending(&e)),
                             Err(e) => {
                                 let detail = e.to_string();
                                 self.finish(round, p.action, false, detail.clone())?;
                                 out("failed", detail)
                             }
                         },
-                        Err(f) => {
-                            let detail = f.error.to_string();
-                            self.finish(round, p.action, false, detail.clone())?;
-                            out("failed", detail)
-                        }
+                        // The adapter itself failed (a trap, its deadline): the request may
+                        // have reached the cluster, so the action stays in flight until an
+                        // observation shows the move or its cooldown passes.
+                        Err(f) => out("failed", pending(&f.error)),
                     }
                 }
             };
             report.actions.push(entry);
         }
+        report.timings.act_ms = ms_since(step);
         Ok(report)
     }
 
-    fn failed(&self, mut report: RoundReport, error: String) -> RoundReport {
+    /// Ends a round that could not observe or decide, and records why.
+    fn failed(&mut self, mut report: RoundReport, error: String) -> Result<RoundReport, AuditError> {
+        self.audit.append(&AuditEvent::RoundFailed {
+            time_ms: report.time_ms,
+            round: report.round,
+            subject: self.subject_name.clone(),
+            policy: self.policy_name.clone(),
+            error: error.clone(),
+        })?;
         report.error = Some(error);
-        report
+        Ok(report)
+    }
+
+    /// Records an admitted action that is not executed.
+    fn skipped(&mut self, round: u64, action: Action, detail: &str) -> Result<(), AuditError> {
+        self.audit.append(&AuditEvent::Skipped { time_ms: now_ms(), round, action, detail: detail.into() })
     }
 
     /// Records how an action ended and frees its region.

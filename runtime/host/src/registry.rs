@@ -317,7 +317,9 @@ impl Subjects {
 
     /// Loads the subject `name` and validates its manifest.
     pub fn find(&self, name: &str) -> Result<Subject, LookupError> {
-        for dir in &self.dirs {
+        // A subject's name is a folder's name, never a path (it also names its audit log).
+        let plain = !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0']);
+        for dir in self.dirs.iter().filter(|_| plain) {
             if let Some(subject) = Subject::in_folder(name, &dir.join(name))? {
                 return Ok(subject);
             }

@@ -120,6 +120,8 @@ pub struct SimRegion {
     pub leader: usize,
     /// Share of the cluster's writes (a skewed distribution).
     pub weight: f64,
+    /// The write load's fluctuation around its share, as the reported window averages it.
+    pub noise: f64,
     pub size_mib: i64,
     pub keys: i64,
     pub write_rate: f64,
@@ -266,6 +268,7 @@ impl Cluster {
                     peers,
                     leader: (rng.next_u64() % replicas as u64) as usize,
                     weight: weight / total,
+                    noise: 1.0,
                     size_mib: 1 + (rng.next_u64() % 96) as i64,
                     keys: 0,
                     write_rate: 0.0,
@@ -344,8 +347,12 @@ impl Cluster {
             {
                 region.leader = i;
             }
-            let noise = 0.8 + 0.4 * self.rng.unit();
-            region.write_rate = write_rate * region.weight * noise;
+            // The load fluctuates ±20% from second to second, but a region reports what it wrote
+            // over its last window (60 s): the reported rate is that window's average, so it
+            // moves slowly (an exponential average over the window), as PD's flows do.
+            let instant = 0.8 + 0.4 * self.rng.unit();
+            region.noise += (dt / REPORT_WINDOW).min(1.0) * (instant - region.noise);
+            region.write_rate = write_rate * region.weight * region.noise;
             region.key_rate = region.write_rate / 1024.0;
             region.read_rate = region.write_rate * 0.5 * (0.8 + 0.4 * self.rng.unit());
             region.written_bytes = (region.write_rate * REPORT_WINDOW) as u64;
