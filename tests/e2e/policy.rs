@@ -294,3 +294,19 @@ fn ctrl_c_ends_the_loop_between_rounds_with_exit_code_0() {
     let status = child.wait().expect("wait");
     assert_eq!(status.code(), Some(0), "{status:?}");
 }
+
+#[test]
+fn a_parameter_the_policy_does_not_take_or_rejects_is_refused_before_the_first_round() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let audit = dir.path().join("audit.jsonl");
+    let base = || {
+        let mut c = operator();
+        c.args(["run", "tikv", "--policy", "hot-write-balance", "--rounds", "1", "--audit"]).arg(&audit);
+        c
+    };
+    run(base().args(["--param", "nope=1"]))
+        .expect_code(2)
+        .stderr_has("policy hot-write-balance has no parameter `nope`; it takes tolerance, min-region-rate");
+    run(base().args(["--param", "tolerance=fast"])).expect_code(2).stderr_has("tolerance must be a ratio >= 1");
+    assert!(!audit.exists(), "a refused start wrote an audit log");
+}
