@@ -119,7 +119,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             }),
             _ => None,
         })
-        .take(64)
+        .take(operator_host::control::RECENT)
         .collect::<Vec<_>>()
         .into_iter()
         .rev()

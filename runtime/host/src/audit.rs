@@ -6,6 +6,7 @@
 //! The file is the user's (default `$XDG_STATE_HOME/operator/audit/<subject>.jsonl`); a line
 //! that does not parse (a write torn by a crash) is skipped and counted, never fatal.
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -16,6 +17,10 @@ use crate::gate::{Action, GateState};
 
 /// Longest line replayed, in bytes; longer ones are skipped like torn ones.
 const MAX_LINE: usize = 1 << 20;
+/// Size past which the loop rotates its log at the start of a round: the log moves to
+/// `<file>.1` (replacing an older one) and a new one starts with what replays to the same state,
+/// so replay and `operator audit` read a bounded file.
+pub const ROTATE_AT: u64 = 64 << 20;
 
 /// One event of the loop.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,6 +92,8 @@ pub struct AuditError {
 pub struct AuditLog {
     path: PathBuf,
     file: File,
+    /// See [`ROTATE_AT`].
+    pub rotate_at: u64,
 }
 
 impl AuditLog {
@@ -136,7 +143,28 @@ impl AuditLog {
                 file.write_all(b"\n").map_err(err)?;
             }
         }
-        Ok(AuditLog { path: path.to_path_buf(), file })
+        Ok(AuditLog { path: path.to_path_buf(), file, rotate_at: ROTATE_AT })
+    }
+
+    /// Whether the log has grown past [`AuditLog::rotate_at`].
+    pub fn needs_rotation(&self) -> Result<bool, AuditError> {
+        let len = self.file.metadata().map_err(|source| AuditError { path: self.path.clone(), source })?.len();
+        Ok(len > self.rotate_at)
+    }
+
+    /// Moves the log to `<file>.1` (replacing an older one) and goes on in a new log that starts
+    /// with `carry` ([`Replay::carry`]). The new file is locked before the old one's lock goes.
+    pub fn rotate(&mut self, carry: &[AuditEvent]) -> Result<(), AuditError> {
+        let mut old = self.path.clone().into_os_string();
+        old.push(".1");
+        std::fs::rename(&self.path, &old).map_err(|source| AuditError { path: self.path.clone(), source })?;
+        let mut fresh = AuditLog::open(&self.path)?;
+        fresh.rotate_at = self.rotate_at;
+        for event in carry {
+            fresh.append(event)?;
+        }
+        *self = fresh;
+        Ok(())
     }
 
     /// Where it writes.
@@ -197,6 +225,42 @@ impl Replay {
             }
         }
         Ok(replay)
+    }
+
+    /// The events a new log must start with to replay to the same state: the starts of actions
+    /// in flight, starts and outcomes within `window_ms` of `now_ms` (cooldowns), the last
+    /// `recent` outcomes (the policy's history) and the last round's event (the numbering).
+    pub fn carry(&self, now_ms: u64, window_ms: u64, recent: usize) -> Vec<AuditEvent> {
+        let in_flight = self.gate_state().in_flight;
+        let since = now_ms.saturating_sub(window_ms);
+        let outcomes = self.events.iter().filter(|e| matches!(e, AuditEvent::Outcome { .. })).count();
+        let mut outcome_index = 0usize;
+        let last_round =
+            self.events.iter().rposition(|e| matches!(e, AuditEvent::Round { .. } | AuditEvent::RoundFailed { .. }));
+        let mut last_start: BTreeMap<u64, usize> = BTreeMap::new();
+        for (i, e) in self.events.iter().enumerate() {
+            if let AuditEvent::Start { action, .. } = e {
+                last_start.insert(action.region_id(), i);
+            }
+        }
+        self.events
+            .iter()
+            .enumerate()
+            .filter(|(i, e)| match e {
+                AuditEvent::Start { time_ms, action, .. } => {
+                    *time_ms >= since
+                        || (in_flight.get(&action.region_id()) == Some(action)
+                            && last_start.get(&action.region_id()) == Some(i))
+                }
+                AuditEvent::Outcome { time_ms, .. } => {
+                    outcome_index += 1;
+                    *time_ms >= since || outcomes - outcome_index < recent
+                }
+                AuditEvent::Round { .. } | AuditEvent::RoundFailed { .. } => Some(*i) == last_round,
+                AuditEvent::Skipped { .. } => false,
+            })
+            .map(|(_, e)| e.clone())
+            .collect()
     }
 
     /// The gate's state after these events: an action started and not ended is in flight; every
@@ -286,6 +350,50 @@ mod tests {
         assert_eq!((replay.events.len(), replay.skipped), (1, 1));
         std::os::unix::fs::symlink(&path, dir.path().join("link.jsonl")).expect("symlink");
         assert!(AuditLog::open(&dir.path().join("link.jsonl")).is_err(), "a symlinked log is refused");
+    }
+
+    #[test]
+    fn a_rotated_log_replays_to_the_same_in_flight_actions_cooldowns_and_round() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tikv.jsonl");
+        let mut log = AuditLog::open(&path).expect("open");
+        log.rotate_at = 1;
+        let outcome = |region_id, time_ms| AuditEvent::Outcome {
+            time_ms,
+            round: 3,
+            action: Action::TransferLeader { region_id, to_store_id: 2 },
+            applied: true,
+            detail: "confirmed".into(),
+        };
+        let failed_round = AuditEvent::RoundFailed {
+            time_ms: 99_000,
+            round: 7,
+            subject: "tikv".into(),
+            policy: "p".into(),
+            error: "decide: trap".into(),
+        };
+        // Region 10: long done. Region 11: in flight for long. Region 12: done, still cooling down.
+        for e in [start(10, 1_000), outcome(10, 2_000), start(11, 1_000), start(12, 95_000), outcome(12, 96_000)] {
+            log.append(&e).expect("append");
+        }
+        log.append(&failed_round).expect("append");
+        assert!(log.needs_rotation().expect("size"));
+        let before = Replay::read(&path).expect("read");
+        log.rotate(&before.carry(100_000, 60_000, 0)).expect("rotate");
+        log.append(&start(13, 100_500)).expect("append to the new log");
+        drop(log);
+
+        let old = Replay::read(&dir.path().join("tikv.jsonl.1")).expect("the old log");
+        assert_eq!(old.events, before.events);
+        let after = Replay::read(&path).expect("read");
+        let state = after.gate_state();
+        assert_eq!(state.in_flight.keys().copied().collect::<Vec<_>>(), [11, 13]);
+        assert_eq!(state.last_action_ms.get(&11), Some(&1_000));
+        assert_eq!(state.last_action_ms.get(&12), Some(&95_000));
+        assert!(!state.last_action_ms.contains_key(&10), "region 10's cooldown ended long ago");
+        assert_eq!(after.events.iter().map(AuditEvent::round).max(), Some(7));
+        // The policy's history: the last outcomes are carried even when old.
+        assert!(before.carry(100_000, 0, 1).contains(&outcome(12, 96_000)));
     }
 
     #[test]

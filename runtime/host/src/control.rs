@@ -15,15 +15,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::audit::{AuditError, AuditEvent, AuditLog, ProposalRecord, StoreSummary};
+use crate::audit::{AuditError, AuditEvent, AuditLog, ProposalRecord, Replay, StoreSummary};
 use crate::gate::{self, Action, GateLimits, GateState, Round, Verdict};
 use crate::policy::{Observation, Outcome, OutcomeKind, PolicyClient, Proposal};
 use crate::subject::{Region, SubjectClient, SubjectError};
 
 /// Hot write regions asked for per round.
 pub const HOT_REGIONS_PER_ROUND: u32 = 1024;
-/// Recent outcomes kept for the policy.
-const RECENT: usize = 64;
+/// Recent outcomes kept for the policy (and carried into a rotated audit log).
+pub const RECENT: usize = 64;
 /// Proposals a round considers, in the policy's order; the rest are dropped and counted (a
 /// policy returning 200,000 would otherwise write tens of megabytes of audit per round).
 pub const MAX_PROPOSALS: usize = 256;
@@ -129,6 +129,12 @@ impl ControlLoop<'_> {
             error: None,
             timings: RoundTimings::default(),
         };
+
+        if self.audit.needs_rotation()? {
+            let replay = Replay::read(self.audit.path())?;
+            let cooldown = u64::try_from(self.limits.region_cooldown.as_millis()).unwrap_or(u64::MAX);
+            self.audit.rotate(&replay.carry(time_ms, cooldown, RECENT))?;
+        }
 
         // Observe.
         let step = std::time::Instant::now();
