@@ -31,8 +31,14 @@ class Policy(exports.Policy):
     def decide(self, observation: policy.Observation, params: List[Tuple[str, str]]) -> List[policy.Proposal]:
         try:
             parsed = evict.parse_params(params)
+            # A TiFlash store (`engine=tiflash`) holds learners only and never leads.
             stores = [
-                evict.Store(s.id, s.state == types.StoreState.UP, s.leader_count) for s in observation.stores
+                evict.Store(
+                    s.id,
+                    s.state == types.StoreState.UP and not any(l.key == "engine" and l.value == "tiflash" for l in s.labels),
+                    s.leader_count,
+                )
+                for s in observation.stores
             ]
             regions = [
                 evict.Region(
@@ -44,6 +50,11 @@ class Policy(exports.Policy):
                 for r in observation.hot_write_regions
             ]
             in_flight = [_region_of(f.action) for f in observation.in_flight]
+            in_flight += [
+                _region_of(o.action)
+                for o in observation.recent
+                if o.kind == policy.OutcomeKind.FAILED and observation.now_ms - o.at_ms < parsed.retry_ms
+            ]
             moves = evict.decide(stores, regions, in_flight, parsed)
         except evict.ParamError as e:
             raise Err(policy.PolicyError_InvalidParam(str(e))) from None

@@ -13,6 +13,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 PARAMS = [
     ("store", "", "the store (TiKV store id, etcd member id) to move every leader off; required"),
     ("max-proposals", "4", "proposals per round at most (the host's gate caps them again)"),
+    ("retry-ms", "60000", "wait this long before proposing again a region whose move failed"),
 ]
 
 
@@ -27,6 +28,7 @@ class DataError(Exception):
 @dataclass(frozen=True)
 class Store:
     id: int
+    #: Up, and able to lead (not a learner-only store such as TiFlash).
     up: bool
     leader_count: int
 
@@ -51,31 +53,40 @@ class Move:
 class Params:
     store: int
     max_proposals: int
+    retry_ms: int = 60000
+
+
+def _whole(value: str, what: str, limit: int) -> int:
+    # str.isdigit() also accepts digits such as "²" that int() refuses: ASCII only.
+    if not (value.isascii() and value.isdigit()) or int(value) >= limit:
+        raise ParamError(f"{what}, got {value!r}")
+    return int(value)
 
 
 def parse_params(given: Sequence[Tuple[str, str]]) -> Params:
     """The parameters, with defaults; an unknown name or a bad value is a `ParamError`."""
     store: Optional[int] = None
     max_proposals = 4
+    retry_ms = 60000
     for name, value in given:
         if name == "store":
-            if not value.isdigit() or int(value) >= 1 << 64:
-                raise ParamError(f"store must be a store id (a whole number), got {value!r}")
-            store = int(value)
+            store = _whole(value, "store must be a store id (a whole number)", 1 << 64)
         elif name == "max-proposals":
-            if not value.isdigit() or int(value) > 1 << 20:
-                raise ParamError(f"max-proposals must be a whole number, got {value!r}")
-            max_proposals = int(value)
+            max_proposals = _whole(value, "max-proposals must be a whole number", (1 << 20) + 1)
+        elif name == "retry-ms":
+            retry_ms = _whole(value, "retry-ms must be milliseconds", 1 << 63)
         else:
             known = ", ".join(p[0] for p in PARAMS)
             raise ParamError(f"unknown parameter `{name}`; this policy takes {known}")
     if store is None:
         raise ParamError("store is required: --param store=<id> names the store to move leaders off")
-    return Params(store, max_proposals)
+    return Params(store, max_proposals, retry_ms)
 
 
 def decide(stores: Sequence[Store], regions: Sequence[Region], in_flight: Sequence[int], params: Params) -> List[Move]:
-    """Moves for the leaders `params.store` holds, hottest region first."""
+    """Moves for the leaders `params.store` holds, hottest region first. `in_flight` lists the
+    regions to leave alone this round: actions in flight, and moves that failed within retry-ms
+    (so a region the cluster keeps refusing does not take every proposal slot)."""
     by_id: Dict[int, Store] = {s.id: s for s in stores}
     if params.store not in by_id:
         known = ", ".join(str(s.id) for s in sorted(stores, key=lambda s: s.id)) or "none"

@@ -207,6 +207,24 @@ fn a_reason_of_megabytes_is_cut_to_512_bytes_and_its_valid_action_still_runs() {
 }
 
 #[test]
+fn an_error_of_megabytes_is_cut_before_it_is_printed_or_recorded() {
+    let sim = Sim::start(Default::default());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let audit = dir.path().join("audit.jsonl");
+    let rounds = run_hostile(&sim, &audit, "huge-error", 2, &[]);
+    for r in &rounds {
+        let error = r["error"].as_str().expect("a round error");
+        assert!(error.starts_with("decide: failed:") && error.len() <= 4096, "{} bytes", error.len());
+    }
+    let log = std::fs::read_to_string(&audit).expect("audit");
+    assert!(log.len() < 16 * 1024, "the audit log took {} bytes for two rounds", log.len());
+    assert_eq!(log.lines().filter(|l| l.contains("\"event\":\"round-failed\"")).count(), 2, "{log}");
+    // The table shows the lines indented under the round, never as a round of their own.
+    let table = run(operator().args(["audit", "tikv", "--audit"]).arg(&audit));
+    assert!(!table.expect_code(0).stdout.lines().any(|l| l.starts_with("round 99")), "{}", table.stdout);
+}
+
+#[test]
 fn a_proposal_for_a_region_not_observed_is_refused_as_unknown_region_and_never_executed() {
     let sim = Sim::start(Default::default());
     assert_refused_and_never_executed(&sim, "unknown-region", "unknown-region");

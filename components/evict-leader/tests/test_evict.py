@@ -24,10 +24,12 @@ class ParseParams(unittest.TestCase):
             evict.parse_params([("store", "tikv1")])
         with self.assertRaisesRegex(evict.ParamError, "store must be a store id"):
             evict.parse_params([("store", str(1 << 64))])
-        self.assertEqual(evict.parse_params([("store", "7")]), Params(7, 4))
+        self.assertEqual(evict.parse_params([("store", "7")]), Params(7, 4, 60000))
+        with self.assertRaisesRegex(evict.ParamError, "store must be a store id"):
+            evict.parse_params([("store", "\u00b2")])
 
     def test_unknown_parameters_are_named(self):
-        with self.assertRaisesRegex(evict.ParamError, "unknown parameter `tolerance`; this policy takes store, max-proposals"):
+        with self.assertRaisesRegex(evict.ParamError, "unknown parameter `tolerance`; this policy takes store, max-proposals, retry-ms"):
             evict.parse_params([("store", "1"), ("tolerance", "1.1")])
 
     def test_max_proposals_is_a_whole_number(self):

@@ -68,6 +68,7 @@ impl Params {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoreFlow {
     pub id: u64,
+    /// Up and able to lead: only such stores are targets and count in the mean.
     pub up: bool,
 }
 

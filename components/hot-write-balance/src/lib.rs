@@ -52,8 +52,17 @@ mod component {
 
         fn decide(observation: Observation, params: Vec<(String, String)>) -> Result<Vec<Proposal>, PolicyError> {
             let params = Params::parse(&params).map_err(PolicyError::InvalidParam)?;
-            let stores: Vec<StoreFlow> =
-                observation.stores.iter().map(|s| StoreFlow { id: s.id, up: s.state == StoreState::Up }).collect();
+            // A TiFlash store (`engine=tiflash`) holds learners only: it never leads, so it is
+            // neither a target nor part of the mean.
+            let stores: Vec<StoreFlow> = observation
+                .stores
+                .iter()
+                .map(|s| StoreFlow {
+                    id: s.id,
+                    up: s.state == StoreState::Up
+                        && !s.labels.iter().any(|l| l.key == "engine" && l.value == "tiflash"),
+                })
+                .collect();
             let regions: Vec<RegionFlow> = observation
                 .hot_write_regions
                 .iter()

@@ -289,6 +289,20 @@ fn a_transfer_pd_accepts_but_never_completes_is_reported_unconfirmed() {
 }
 
 #[test]
+fn a_failure_while_watching_an_accepted_transfer_is_unconfirmed_not_failed() {
+    // PD accepted the operator; the next look at the region fails (a proxy's 502, PD busy).
+    let http = Recorded::default()
+        .on("GET pd /pd/api/v1/region/id/12", 200, REGION_12)
+        .on("GET pd /pd/api/v1/region/id/12", 502, "bad gateway")
+        .on("POST pd /pd/api/v1/operators", 200, "\"The operator is created.\"\n");
+    let t = transfer_leader(&http, 12, 1).expect("an accepted transfer is not an error");
+    assert_eq!(
+        t,
+        LeaderTransfer { region_id: 12, from_store_id: Some(4), to_store_id: 1, confirmed: false, waited_ms: 0 }
+    );
+}
+
+#[test]
 fn pd_refusals_are_rejected_with_pds_own_message() {
     for (status, body, message) in [
         (500, "\"region has no voter in store 7\"\n", "region has no voter in store 7"),

@@ -102,6 +102,10 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         Some(p) => p,
         None => return Err(UsageError("no home folder for the audit log; pass --audit FILE".into()).into()),
     };
+    let policy = PolicyClient::new(&runtime, &policy_component, policy_sandbox)?;
+    check_params(&policy, &policy_file.name, &args.params).await?;
+    // Locked before it is read: another loop cannot act between the replay and this one's start.
+    let audit = AuditLog::open(&audit_path)?;
     let replay = Replay::read(&audit_path)?;
     if replay.skipped > 0 {
         eprintln!("warning: {} unreadable line(s) in {} were skipped", replay.skipped, audit_path.display());
@@ -125,8 +129,14 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         .rev()
         .collect();
     let first_round = replay.events.iter().map(AuditEvent::round).max().unwrap_or(0).saturating_add(1);
-    let policy = PolicyClient::new(&runtime, &policy_component, policy_sandbox)?;
-    check_params(&policy, &policy_file.name, &args.params).await?;
+    // A time in the future (a clock set back, an edited log) would hold its region, or an
+    // in-flight slot, until then: it counts from now instead.
+    let mut state = replay.gate_state();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    state.last_action_ms.values_mut().for_each(|t| *t = (*t).min(now));
     let mut control = ControlLoop {
         subject_name: subject.name.clone(),
         policy_name: policy_file.name.clone(),
@@ -138,9 +148,9 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             max_in_flight: args.max_in_flight,
             region_cooldown: args.region_cooldown,
         },
-        state: replay.gate_state(),
+        state,
         recent,
-        audit: AuditLog::open(&audit_path)?,
+        audit,
     };
     if ctx.output == Output::Table {
         eprintln!(

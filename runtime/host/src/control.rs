@@ -29,6 +29,20 @@ pub const RECENT: usize = 64;
 pub const MAX_PROPOSALS: usize = 256;
 /// Longest proposal reason kept, in bytes.
 const MAX_REASON: usize = 512;
+/// Longest error or detail kept, in bytes: they carry a component's or a cluster's text, and one
+/// round's record must stay well under the audit log's longest line.
+const MAX_DETAIL: usize = 4096;
+/// Stores summarised per round (in the report and the audit log).
+const MAX_STORES: usize = 4096;
+
+/// `s` cut to at most `max` bytes, at a character boundary, marked when cut.
+fn cut(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        s.truncate(s.floor_char_boundary(max.saturating_sub(4)));
+        s.push_str(" ...");
+    }
+    s
+}
 
 /// One action of a round as reported.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -102,9 +116,11 @@ pub fn leader_write_flow(regions: &[Region]) -> BTreeMap<u64, f64> {
     let mut flow = BTreeMap::new();
     for r in regions {
         if let (Some(l), Some(f)) = (r.leader_store_id, r.write_bytes_per_second) {
-            *flow.entry(l).or_insert(0.0) += f.max(0.0);
+            *flow.entry(l).or_insert(0.0) += if f.is_finite() { f.max(0.0) } else { 0.0 };
         }
     }
+    // A sum of huge rates can still overflow; a record must hold finite numbers (JSON has no inf).
+    flow.values_mut().filter(|f| !f.is_finite()).for_each(|f| *f = f64::MAX);
     flow
 }
 
@@ -159,6 +175,7 @@ impl ControlLoop<'_> {
         let flow = leader_write_flow(&regions);
         report.stores = stores
             .iter()
+            .take(MAX_STORES)
             .map(|s| StoreSummary {
                 id: s.id,
                 state: s.state.to_string(),
@@ -194,7 +211,7 @@ impl ControlLoop<'_> {
         report.dropped_proposals = proposals.len().saturating_sub(MAX_PROPOSALS);
         proposals.truncate(MAX_PROPOSALS);
         for p in &mut proposals {
-            p.reason.truncate(p.reason.floor_char_boundary(MAX_REASON));
+            p.reason = cut(std::mem::take(&mut p.reason), MAX_REASON);
             if !p.score.is_finite() {
                 p.score = 0.0;
             }
@@ -215,7 +232,7 @@ impl ControlLoop<'_> {
             .map(|(p, v)| {
                 let (verdict, detail) = match v {
                     Verdict::Admitted => ("admitted".to_string(), String::new()),
-                    Verdict::Refused { reason, detail } => (reason.name().to_string(), detail.clone()),
+                    Verdict::Refused { reason, detail } => (reason.name().to_string(), cut(detail.clone(), MAX_REASON)),
                 };
                 ProposalRecord { action: p.action, reason: p.reason.clone(), score: p.score, verdict, detail }
             })
@@ -241,7 +258,7 @@ impl ControlLoop<'_> {
                 to_store_id,
                 reason: p.reason.clone(),
                 verdict: verdict.into(),
-                detail,
+                detail: cut(detail, MAX_DETAIL),
             };
             let entry = match v {
                 Verdict::Refused { reason, detail } => out("refused", format!("{}: {detail}", reason.name())),
@@ -254,9 +271,16 @@ impl ControlLoop<'_> {
                     self.skipped(round, p.action, "not approved")?;
                     out("refused", "not approved".into())
                 }
+                // Ctrl-C while the person was asked: nothing starts after it.
+                Verdict::Admitted if stop.load(std::sync::atomic::Ordering::SeqCst) => {
+                    self.skipped(round, p.action, "interrupted before it ran")?;
+                    out("refused", "interrupted before it ran".into())
+                }
                 Verdict::Admitted => {
-                    self.audit.append(&AuditEvent::Start { time_ms: now_ms(), round, action: p.action })?;
-                    self.state.started(p.action, time_ms);
+                    // The cooldown runs from when the action is sent, as the audit log says.
+                    let sent_ms = now_ms();
+                    self.audit.append(&AuditEvent::Start { time_ms: sent_ms, round, action: p.action })?;
+                    self.state.started(p.action, sent_ms);
                     match self.subject.transfer_leader(region_id, to_store_id).await {
                         Ok(o) => match o.value {
                             Ok(t) if t.confirmed => {
@@ -265,14 +289,20 @@ impl ControlLoop<'_> {
                                 out("applied", detail)
                             }
                             Ok(t) => out("applied", format!("accepted; not yet observed after {} ms", t.waited_ms)),
-                            // Unreachable may mean the request went out and the answer did
-                            // not come back: like a failed call, below.
-                            Err(e @ SubjectError::Unreachable(_)) => out("failed", pending(&e)),
-                            Err(e) => {
-                                let detail = e.to_string();
+                            // The cluster refused it, or it could not be sent: it is over.
+                            Err(
+                                e @ (SubjectError::Rejected(_)
+                                | SubjectError::NotFound(_)
+                                | SubjectError::Denied(_)
+                                | SubjectError::Unsupported(_)),
+                            ) => {
+                                let detail = cut(e.to_string(), MAX_DETAIL);
                                 self.finish(round, p.action, false, detail.clone())?;
                                 out("failed", detail)
                             }
+                            // Unreachable or a bad answer may come after the request went out:
+                            // like a failed call, below.
+                            Err(e) => out("failed", pending(&e)),
                         },
                         // The adapter itself failed (a trap, its deadline): the request may
                         // have reached the cluster, so the action stays in flight until an
@@ -289,6 +319,7 @@ impl ControlLoop<'_> {
 
     /// Ends a round that could not observe or decide, and records why.
     fn failed(&mut self, mut report: RoundReport, error: String) -> Result<RoundReport, AuditError> {
+        let error = cut(error, MAX_DETAIL);
         self.audit.append(&AuditEvent::RoundFailed {
             time_ms: report.time_ms,
             round: report.round,

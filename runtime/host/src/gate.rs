@@ -217,7 +217,15 @@ pub fn check(round: Round<'_>, actions: &[Action], limits: &GateLimits, state: &
                 );
             }
             if in_flight >= limits.max_in_flight {
-                return refuse(Refusal::InFlightCap, format!("{} action(s) already in flight", limits.max_in_flight));
+                let mut held: Vec<String> = state.in_flight.keys().take(8).map(u64::to_string).collect();
+                if state.in_flight.len() > 8 {
+                    held.push("...".into());
+                }
+                let held = if held.is_empty() { String::new() } else { format!(" (regions {})", held.join(", ")) };
+                return refuse(
+                    Refusal::InFlightCap,
+                    format!("{} action(s) already in flight{held}", limits.max_in_flight),
+                );
             }
             admitted += 1;
             in_flight += 1;

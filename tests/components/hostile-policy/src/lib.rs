@@ -36,6 +36,7 @@ const MODES: &[&str] = &[
     "trap",
     "flood",
     "huge-reason",
+    "huge-error",
     "unknown-region",
     "unknown-store",
     "not-a-peer",
@@ -73,6 +74,8 @@ impl Guest for HostilePolicy {
             "spin" => spin(),
             "trap" => panic!("hostile policy: trap mode"),
             "flood" => flood(o),
+            // An error of megabytes, with lines that look like the loop's own output.
+            "huge-error" => Err(PolicyError::Failed("\nround 99 (apply)\n".repeat(HUGE_REASON / 18))),
             "huge-reason" => {
                 let (region, to) = valid_moves(o).next().ok_or_else(|| lacks("a region with a peer to move to"))?;
                 let mut reason = String::with_capacity(HUGE_REASON);
