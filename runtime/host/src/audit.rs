@@ -33,6 +33,12 @@ pub enum AuditEvent {
         subject: String,
         policy: String,
         dry_run: bool,
+        /// The policy's parameters as given (`--param`), to replay its decision.
+        #[serde(default)]
+        params: Vec<(String, String)>,
+        /// The gate's limits this round.
+        #[serde(default)]
+        limits: Option<LimitsRecord>,
         /// Per store: id, state and leader write flow (bytes/s).
         stores: Vec<StoreSummary>,
         proposals: Vec<ProposalRecord>,
@@ -56,6 +62,24 @@ impl AuditEvent {
             | AuditEvent::Outcome { round, .. }
             | AuditEvent::Skipped { round, .. }
             | AuditEvent::RoundFailed { round, .. } => *round,
+        }
+    }
+}
+
+/// The gate's limits as a round applied them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitsRecord {
+    pub max_actions_per_round: usize,
+    pub max_in_flight: usize,
+    pub region_cooldown_ms: u64,
+}
+
+impl From<&crate::gate::GateLimits> for LimitsRecord {
+    fn from(l: &crate::gate::GateLimits) -> Self {
+        LimitsRecord {
+            max_actions_per_round: l.max_actions_per_round,
+            max_in_flight: l.max_in_flight,
+            region_cooldown_ms: u64::try_from(l.region_cooldown.as_millis()).unwrap_or(u64::MAX),
         }
     }
 }
@@ -297,6 +321,8 @@ mod tests {
             subject: "tikv".into(),
             policy: "hot-write-balance".into(),
             dry_run: false,
+            params: vec![],
+            limits: None,
             stores: vec![StoreSummary { id: 1, state: "up".into(), leader_write_bytes_per_second: 5.0 }],
             proposals: vec![],
         })

@@ -243,6 +243,8 @@ impl ControlLoop<'_> {
             subject: self.subject_name.clone(),
             policy: self.policy_name.clone(),
             dry_run: !apply,
+            params: self.params.clone(),
+            limits: Some((&self.limits).into()),
             stores: report.stores.clone(),
             proposals: records,
         })?;
