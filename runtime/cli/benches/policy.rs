@@ -1,11 +1,14 @@
 //! The control loop's cost (issue #13): `decide` of the built-in `hot-write-balance` policy in
-//! the sandbox on a large cluster (100 stores, 10,000 hot regions), the host's gate on its
-//! proposals, and rounds of `operator run tikv` on the simulator split into observe / decide /
-//! gate / act.
+//! the sandbox on a large cluster (100 stores, 10,000 hot regions), beside the same decision
+//! natively and the host's gate on its proposals; and rounds of `operator run tikv` on the
+//! simulator split into observe / decide / gate / act: dry runs on the default simulator (with
+//! the check that decide + gate stay under a tenth of the round) and on a 100-store,
+//! 10,000-region one, and an `--apply` run.
 //!
 //!     cargo bench -p operator-cli --bench policy
 //!
-//! `OPERATOR_BENCH_ONLY=decide` or `=round` runs one half.
+//! `OPERATOR_BENCH_ONLY=decide` or `=round` runs one half; `OPERATOR_PERFMAP=1` lets `perf`
+//! name the policy's functions (docs/performance.md).
 
 /// The policy's decision compiled natively from the component's own source, for comparison.
 #[allow(dead_code)]
@@ -26,12 +29,16 @@ use operator_host::{Policy, Runtime, RuntimeOptions};
 
 const STORES: u64 = 100;
 const REGIONS: u64 = 10_000;
+/// Parameter sets `decide` is timed with.
+const SETS: usize = 3;
 /// `decide` calls per parameter set (alternating).
 const DECIDE_RUNS: usize = 41;
 /// Gate checks and native decisions.
 const NATIVE_RUNS: usize = 201;
-/// Dry-run rounds of `operator run` (the first, which loads the components, is not counted).
+/// Dry-run rounds of `operator run` (the first, a warm-up, is not counted).
 const DRY_ROUNDS: usize = 30;
+/// Dry-run rounds on the large simulator.
+const LARGE_ROUNDS: usize = 10;
 /// `--apply` rounds.
 const APPLY_ROUNDS: usize = 10;
 
@@ -139,7 +146,9 @@ fn native_decide(o: &Observation, params: &[(String, String)]) -> Vec<balance::M
 
 fn decide_bench() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
-    let runtime = Runtime::new(RuntimeOptions { cache_dir: None, ..Default::default() }).expect("runtime");
+    // OPERATOR_PERFMAP=1: name the guest's functions for `perf` (see docs/performance.md).
+    let perf_map = std::env::var_os("OPERATOR_PERFMAP").is_some_and(|v| !v.is_empty() && v != "0");
+    let runtime = Runtime::new(RuntimeOptions { cache_dir: None, perf_map, ..Default::default() }).expect("runtime");
     let target = operator_builder::target_dir(&harness::root());
     let wasm = std::fs::read(operator_builder::rust_output(&target, "hot-write-balance")).expect("policy wasm");
     let component = runtime.load("hot-write-balance", &wasm).expect("load");
@@ -158,18 +167,20 @@ fn decide_bench() {
         mean / MIB
     );
 
-    let param_sets: [(&str, Vec<(String, String)>); 2] = [
+    let param_sets: [(&str, Vec<(String, String)>); SETS] = [
         ("default params (max-proposals 4)", vec![]),
         ("max-proposals=256 (the loop's cap)", vec![("max-proposals".into(), "256".into())]),
+        // Nothing to do: what remains is taking the observation in and summing the flows.
+        ("tolerance=1000 (nothing to do)", vec![("tolerance".into(), "1000".into())]),
     ];
-    let decide = |params: &[(String, String)]| -> (Duration, Vec<Proposal>, Duration, u64) {
+    let decide = |params: &[(String, String)]| -> (Duration, Vec<Proposal>, u64) {
         let t = Instant::now();
         let out = rt.block_on(client.decide(&observation, params));
         let wall = t.elapsed();
         match out {
             Ok(o) => {
                 let proposals = o.value.unwrap_or_else(|e| panic!("the policy refused: {e}"));
-                (wall, proposals, o.report.guest_time, o.report.peak_memory)
+                (wall, proposals, o.report.peak_memory)
             }
             Err(f) => panic!(
                 "decide on {REGIONS} regions failed under the default limits: {} \
@@ -183,43 +194,39 @@ fn decide_bench() {
     // Warm-up: the first call's pool slot faults its memory in.
     let first: Vec<Duration> = param_sets.iter().map(|(_, p)| decide(p).0).collect();
 
-    let mut walls: [Vec<Duration>; 2] = Default::default();
-    let mut guests: [Vec<Duration>; 2] = Default::default();
-    let mut peaks = [0u64; 2];
-    let mut proposals: [Vec<Proposal>; 2] = Default::default();
+    let mut walls: [Vec<Duration>; SETS] = Default::default();
+    let mut peaks = [0u64; SETS];
+    let mut proposals: [Vec<Proposal>; SETS] = Default::default();
     for run in 0..DECIDE_RUNS {
-        for k in 0..2 {
-            let which = (run + k) % 2;
-            let (wall, p, guest, peak) = decide(&param_sets[which].1);
+        for k in 0..SETS {
+            let which = (run + k) % SETS;
+            let (wall, p, peak) = decide(&param_sets[which].1);
             walls[which].push(wall);
-            guests[which].push(guest);
             peaks[which] = peaks[which].max(peak);
-            assert!(proposals[which].is_empty() || proposals[which] == p, "decide is not deterministic");
+            assert!(run == 0 || proposals[which] == p, "decide is not deterministic");
             proposals[which] = p;
         }
     }
 
     println!(
-        "{:<68} {:>10} {:>10} {:>11} {:>9} {:>9}",
+        "{:<70} {:>10} {:>10} {:>9} {:>9}",
         format!("in the sandbox, {DECIDE_RUNS} alternating calls"),
         "median",
         "p90",
-        "guest med.",
         "peak mem",
         "proposals"
     );
     for (k, (name, _)) in param_sets.iter().enumerate() {
         println!(
-            "{:<68} {:>10.2?} {:>10.2?} {:>11.2?} {:>5.1} MiB {:>9}",
+            "{:<70} {:>10.2?} {:>10.2?} {:>5.1} MiB {:>9}",
             format!("decide, {name}"),
             quantile(walls[k].clone(), 0.5),
             quantile(walls[k].clone(), 0.9),
-            quantile(guests[k].clone(), 0.5),
             peaks[k] as f64 / MIB,
             proposals[k].len()
         );
     }
-    println!("(first calls, not counted: {:.2?} and {:.2?})", first[0], first[1]);
+    println!("(first calls, not counted: {first:.2?})");
     println!("first proposal: {}", proposals[0].first().map(|p| p.reason.as_str()).unwrap_or("none"));
 
     // The same decision natively, and the host's gate on the sandbox's proposals.
@@ -252,9 +259,9 @@ fn decide_bench() {
             format!("{admitted}/{} admitted", actions.len()),
         ));
     }
-    println!("{:<68} {:>10} {:>10}", format!("native, {NATIVE_RUNS} runs"), "median", "p90");
+    println!("{:<70} {:>10} {:>10}", format!("native, {NATIVE_RUNS} runs"), "median", "p90");
     for (name, samples, note) in rows {
-        println!("{:<68} {:>10.2?} {:>10.2?}  {note}", name, quantile(samples.clone(), 0.5), quantile(samples, 0.9));
+        println!("{:<70} {:>10.2?} {:>10.2?}  {note}", name, quantile(samples.clone(), 0.5), quantile(samples, 0.9));
     }
 }
 
@@ -325,24 +332,21 @@ fn print_steps(title: &str, rounds: &[Timings]) -> (f64, f64) {
     (col(|t| t.decide + t.gate), round)
 }
 
-fn round_bench() {
-    // Dry run: nothing changes between rounds, so every round sees the same cluster.
-    let sim = harness::Sim::start(tikv_simulator::Config::default());
-    let rounds = (DRY_ROUNDS + 1).to_string();
-    let dry = run_loop(&sim, &["--rounds", &rounds, "--interval", "100ms"]);
-    assert_eq!(dry.len(), DRY_ROUNDS + 1);
+/// Dry-run rounds of `operator run` on a simulator started with `config`: the first round (a
+/// warm-up) is not counted; prints the steps and the ratio.
+fn dry_run(title: &str, config: tikv_simulator::Config, rounds: usize) {
+    let sim = harness::Sim::start(config);
+    let n = (rounds + 1).to_string();
+    let dry = run_loop(&sim, &["--rounds", &n, "--interval", "100ms"]);
+    assert_eq!(dry.len(), rounds + 1);
     let counted = &dry[1..];
+    let (decide_gate, round) = print_steps(
+        &format!("{title}, {rounds} rounds after the first, {} proposals a round", counted[0].proposals),
+        counted,
+    );
     println!(
         "(first round, not counted: observe {:.1} ms, decide {:.1} ms, gate {:.1} ms)",
         dry[0].observe, dry[0].decide, dry[0].gate
-    );
-    let (decide_gate, round) = print_steps(
-        &format!(
-            "dry run on the simulator (3 stores, 64 regions), {DRY_ROUNDS} rounds after the first, \
-             {} proposals a round",
-            counted[0].proposals
-        ),
-        counted,
     );
     let ratio = decide_gate / round;
     // Also per round, so one slow step cannot hide behind medians of different rounds.
@@ -352,7 +356,29 @@ fn round_bench() {
         "(decide + gate) / round = {ratio:.3} (median of per-round ratios {per_round:.3}): {} (target < 0.1)",
         if ratio < 0.1 { "PASS" } else { "FAIL" }
     );
-    drop(sim);
+    println!();
+}
+
+fn round_bench() {
+    // Dry run: nothing changes between rounds, so every round sees the same cluster.
+    dry_run("dry run on the simulator (3 stores, 64 regions)", tikv_simulator::Config::default(), DRY_ROUNDS);
+    // A large cluster where all 10,000 regions are hot (64 GiB/s of writes, Zipf-skewed): the
+    // loop asks the adapter for the hottest HOT_REGIONS_PER_ROUND (1024) of them.
+    let large = tikv_simulator::Config {
+        stores: STORES as usize,
+        regions: REGIONS as usize,
+        write_rate: 64.0 * 1024.0 * MIB,
+        ..Default::default()
+    };
+    dry_run(
+        &format!(
+            "dry run on a large simulator ({STORES} stores, {REGIONS} regions, all hot; the loop observes the \
+             hottest {})",
+            operator_host::control::HOT_REGIONS_PER_ROUND
+        ),
+        large,
+        LARGE_ROUNDS,
+    );
 
     // Applying, on a fresh simulator whose operators finish in 200 ms.
     let sim = harness::Sim::start(tikv_simulator::Config {
