@@ -328,6 +328,36 @@ fn etcd_evict_leader_moves_the_leader_off_the_member_and_again_after_it_is_force
 }
 
 #[test]
+fn etcd_through_mcp_an_assistant_reads_the_members_and_moves_the_leader_once_the_person_accepts() {
+    use crate::mcp::{Mode, Person, session};
+    let cluster = LocalEtcd::start();
+    let leader = cluster.wait_for_leader(None);
+    let target = (0..3).map(|i| cluster.member_id(i)).find(|id| *id != leader).expect("a follower");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let audit = dir.path().join("audit.jsonl");
+    let mut args = vec!["--subject".to_string(), "etcd".into(), "--audit".into(), audit.display().to_string()];
+    args.extend(cluster.endpoints());
+    let r = session(
+        Mode::Auto,
+        Person::Accepts,
+        &args,
+        serde_json::json!([
+            {"tool": "get_stores", "args": {"subject": "etcd"}},
+            {"tool": "get_hot_write_regions", "args": {"subject": "etcd"}},
+            {"tool": "transfer_leader", "args": {"subject": "etcd", "region_id": 1, "to_store_id": target}},
+        ]),
+    );
+    assert_eq!(r[0]["structured"]["stores"].as_array().map(Vec::len), Some(3), "{}", r[0]);
+    assert_eq!(r[1]["structured"]["regions"][0]["leader_store_id"].as_u64(), Some(leader), "{}", r[1]);
+    assert_eq!(r[2]["is_error"], false, "{}", r[2]);
+    assert_eq!(r[2]["structured"]["verdict"], "applied", "{}", r[2]);
+    assert_eq!(r[2]["asked"].as_array().map(Vec::len), Some(1), "{}", r[2]);
+    assert_eq!(cluster.wait_for_leader(Some(leader)), target);
+    let log = std::fs::read_to_string(&audit).expect("audit");
+    assert!(log.contains("\"policy\":\"mcp: e2e-assistant\"") && log.contains("\"event\":\"outcome\""), "{log}");
+}
+
+#[test]
 fn etcd_with_its_leader_killed_shows_it_down_and_still_answers() {
     let mut cluster = LocalEtcd::start();
     let leader = cluster.wait_for_leader(None);

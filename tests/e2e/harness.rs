@@ -13,7 +13,7 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("runtime/cli/ lies in the workspace").to_path_buf()
 }
 
-fn target_dir() -> PathBuf {
+pub fn target_dir() -> PathBuf {
     // CARGO_TARGET_TMPDIR is <target>/tmp.
     Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target dir").to_path_buf()
 }

@@ -8,5 +8,6 @@ mod etcd;
 mod harness;
 mod hostile;
 mod hostile_policy;
+mod mcp;
 mod policy;
 mod tikv;

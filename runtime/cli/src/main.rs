@@ -13,6 +13,7 @@ mod call;
 mod components;
 mod deploy;
 mod inspect;
+mod mcp;
 mod render;
 mod run;
 mod sandbox_args;
@@ -91,6 +92,8 @@ enum Command {
     Run(run::Args),
     /// Show the control loop's audit log of a subject: rounds, proposals, verdicts, outcomes.
     Audit(audit::Args),
+    /// Serve the subjects as MCP tools over stdio, for AI assistants (changes gated and confirmed).
+    Mcp(mcp::Args),
 }
 
 /// A usage error: wrong name, flag value or arguments (exit code 2).
@@ -163,6 +166,7 @@ fn main() -> ExitCode {
             Command::Deploy(args) => deploy::run(&ctx, args).await,
             Command::Run(args) => run::run(&ctx, args).await,
             Command::Audit(args) => audit::run(&ctx, args),
+            Command::Mcp(args) => mcp::run(&ctx, args).await,
         }
     });
     // Do not wait for a guest still blocked in a host call to notice it was cancelled.

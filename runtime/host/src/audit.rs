@@ -25,6 +25,7 @@ pub const ROTATE_AT: u64 = 64 << 20;
 /// One event of the loop.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "event")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum AuditEvent {
     /// A round: what was seen, what the policy proposed and what the gate said.
     Round {
@@ -68,6 +69,7 @@ impl AuditEvent {
 
 /// The gate's limits as a round applied them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct LimitsRecord {
     pub max_actions_per_round: usize,
     pub max_in_flight: usize,
@@ -86,6 +88,7 @@ impl From<&crate::gate::GateLimits> for LimitsRecord {
 
 /// A store as a round saw it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct StoreSummary {
     pub id: u64,
     pub state: String,
@@ -94,6 +97,7 @@ pub struct StoreSummary {
 
 /// A proposal with the gate's verdict (`admitted`, or a refusal's name) and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ProposalRecord {
     pub action: Action,
     pub reason: String,

@@ -28,21 +28,12 @@ pub const RECENT: usize = 64;
 /// policy returning 200,000 would otherwise write tens of megabytes of audit per round).
 pub const MAX_PROPOSALS: usize = 256;
 /// Longest proposal reason kept, in bytes.
-const MAX_REASON: usize = 512;
+pub const MAX_REASON: usize = 512;
 /// Longest error or detail kept, in bytes: they carry a component's or a cluster's text, and one
 /// round's record must stay well under the audit log's longest line.
-const MAX_DETAIL: usize = 4096;
+pub const MAX_DETAIL: usize = 4096;
 /// Stores summarised per round (in the report and the audit log).
 const MAX_STORES: usize = 4096;
-
-/// `s` cut to at most `max` bytes, at a character boundary, marked when cut.
-fn cut(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        s.truncate(s.floor_char_boundary(max.saturating_sub(4)));
-        s.push_str(" ...");
-    }
-    s
-}
 
 /// One action of a round as reported.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -105,10 +96,6 @@ pub struct ControlLoop<'r> {
     pub state: GateState,
     pub recent: Vec<Outcome>,
     pub audit: AuditLog,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// Leader write flow per store, from the hot regions (PD's `as_leader` flow).
@@ -279,38 +266,11 @@ impl ControlLoop<'_> {
                     out("refused", "interrupted before it ran".into())
                 }
                 Verdict::Admitted => {
-                    // The cooldown runs from when the action is sent, as the audit log says.
-                    let sent_ms = now_ms();
-                    self.audit.append(&AuditEvent::Start { time_ms: sent_ms, round, action: p.action })?;
-                    self.state.started(p.action, sent_ms);
-                    match self.subject.transfer_leader(region_id, to_store_id).await {
-                        Ok(o) => match o.value {
-                            Ok(t) if t.confirmed => {
-                                let detail = format!("leader moved, confirmed after {} ms", t.waited_ms);
-                                self.finish(round, p.action, true, detail.clone())?;
-                                out("applied", detail)
-                            }
-                            Ok(t) => out("applied", format!("accepted; not yet observed after {} ms", t.waited_ms)),
-                            // The cluster refused it, or it could not be sent: it is over.
-                            Err(
-                                e @ (SubjectError::Rejected(_)
-                                | SubjectError::NotFound(_)
-                                | SubjectError::Denied(_)
-                                | SubjectError::Unsupported(_)),
-                            ) => {
-                                let detail = cut(e.to_string(), MAX_DETAIL);
-                                self.finish(round, p.action, false, detail.clone())?;
-                                out("failed", detail)
-                            }
-                            // Unreachable or a bad answer may come after the request went out:
-                            // like a failed call, below.
-                            Err(e) => out("failed", pending(&e)),
-                        },
-                        // The adapter itself failed (a trap, its deadline): the request may
-                        // have reached the cluster, so the action stays in flight until an
-                        // observation shows the move or its cooldown passes.
-                        Err(f) => out("failed", pending(&f.error)),
+                    let done = execute(&self.subject, &mut self.audit, &mut self.state, round, p.action).await?;
+                    if let Some(o) = done.outcome {
+                        self.remember(o);
                     }
+                    out(done.verdict, done.detail)
                 }
             };
             report.actions.push(entry);
@@ -338,33 +298,135 @@ impl ControlLoop<'_> {
         self.audit.append(&AuditEvent::Skipped { time_ms: now_ms(), round, action, detail: detail.into() })
     }
 
-    /// Records how an action ended and frees its region.
-    fn finish(&mut self, round: u64, action: Action, applied: bool, detail: String) -> Result<(), AuditError> {
-        let at_ms = now_ms();
-        self.audit.append(&AuditEvent::Outcome { time_ms: at_ms, round, action, applied, detail: detail.clone() })?;
-        self.state.finished(action.region_id());
-        let kind = if applied { OutcomeKind::Applied } else { OutcomeKind::Failed };
-        self.recent.push(Outcome { action, kind, detail, at_ms });
+    /// Keeps an ended action for the policy's next observations.
+    fn remember(&mut self, outcome: Outcome) {
+        self.recent.push(outcome);
         if self.recent.len() > RECENT {
             self.recent.remove(0);
         }
-        Ok(())
     }
 
     /// Ends in-flight actions this observation confirms, or that outlived the cooldown.
     fn settle_in_flight(&mut self, round: u64, now_ms: u64, regions: &[Region]) -> Result<(), AuditError> {
-        let leaders: BTreeMap<u64, Option<u64>> = regions.iter().map(|r| (r.id, r.leader_store_id)).collect();
-        let cooldown = u64::try_from(self.limits.region_cooldown.as_millis()).unwrap_or(u64::MAX);
-        let pending: Vec<Action> = self.state.in_flight.values().copied().collect();
-        for action in pending {
-            let Action::TransferLeader { region_id, to_store_id } = action;
-            let since = self.state.last_action_ms.get(&region_id).copied().unwrap_or(0);
-            if leaders.get(&region_id) == Some(&Some(to_store_id)) {
-                self.finish(round, action, true, "leader move observed".into())?;
-            } else if now_ms.saturating_sub(since) >= cooldown {
-                self.finish(round, action, false, "leader move not observed within the cooldown".into())?;
-            }
+        for o in settle(&mut self.audit, &mut self.state, &self.limits, round, now_ms, regions)? {
+            self.remember(o);
         }
         Ok(())
     }
+}
+
+/// How an executed action went, as far as the adapter could tell.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Executed {
+    /// `applied` or `failed`.
+    pub verdict: &'static str,
+    pub detail: String,
+    /// The recorded outcome, when the action ended (not when it stays in flight).
+    pub outcome: Option<Outcome>,
+}
+
+/// Executes one action the gate admitted: records its start (synced first), asks the adapter,
+/// and records how it ended. An action whose fate the adapter cannot tell stays in flight.
+pub async fn execute(
+    subject: &SubjectClient<'_>,
+    audit: &mut AuditLog,
+    state: &mut GateState,
+    round: u64,
+    action: Action,
+) -> Result<Executed, AuditError> {
+    let Action::TransferLeader { region_id, to_store_id } = action;
+    // The cooldown runs from when the action is sent, as the audit log says.
+    let sent_ms = now_ms();
+    audit.append(&AuditEvent::Start { time_ms: sent_ms, round, action })?;
+    state.started(action, sent_ms);
+    let unknown = |detail: String| Executed { verdict: "failed", detail: cut(detail, MAX_DETAIL), outcome: None };
+    Ok(match subject.transfer_leader(region_id, to_store_id).await {
+        Ok(o) => match o.value {
+            Ok(t) if t.confirmed => {
+                let detail = format!("leader moved, confirmed after {} ms", t.waited_ms);
+                let outcome = finish(audit, state, round, action, true, detail.clone())?;
+                Executed { verdict: "applied", detail, outcome: Some(outcome) }
+            }
+            Ok(t) => Executed {
+                verdict: "applied",
+                detail: format!("accepted; not yet observed after {} ms", t.waited_ms),
+                outcome: None,
+            },
+            // The cluster refused it, or it could not be sent: it is over.
+            Err(
+                e @ (SubjectError::Rejected(_)
+                | SubjectError::NotFound(_)
+                | SubjectError::Denied(_)
+                | SubjectError::Unsupported(_)),
+            ) => {
+                let detail = cut(e.to_string(), MAX_DETAIL);
+                let outcome = finish(audit, state, round, action, false, detail.clone())?;
+                Executed { verdict: "failed", detail, outcome: Some(outcome) }
+            }
+            // Unreachable or a bad answer may come after the request went out: like a failed
+            // call, below.
+            Err(e) => unknown(pending(&e)),
+        },
+        // The adapter itself failed (a trap, its deadline): the request may have reached the
+        // cluster, so the action stays in flight until an observation shows the move or its
+        // cooldown passes.
+        Err(f) => unknown(pending(&f.error)),
+    })
+}
+
+/// Records how an action ended and frees its region.
+fn finish(
+    audit: &mut AuditLog,
+    state: &mut GateState,
+    round: u64,
+    action: Action,
+    applied: bool,
+    detail: String,
+) -> Result<Outcome, AuditError> {
+    let at_ms = now_ms();
+    audit.append(&AuditEvent::Outcome { time_ms: at_ms, round, action, applied, detail: detail.clone() })?;
+    state.finished(action.region_id());
+    let kind = if applied { OutcomeKind::Applied } else { OutcomeKind::Failed };
+    Ok(Outcome { action, kind, detail, at_ms })
+}
+
+/// Ends (and records) the in-flight actions this observation confirms, or that outlived the
+/// cooldown; returns how they ended.
+pub fn settle(
+    audit: &mut AuditLog,
+    state: &mut GateState,
+    limits: &GateLimits,
+    round: u64,
+    now_ms: u64,
+    regions: &[Region],
+) -> Result<Vec<Outcome>, AuditError> {
+    let leaders: BTreeMap<u64, Option<u64>> = regions.iter().map(|r| (r.id, r.leader_store_id)).collect();
+    let cooldown = u64::try_from(limits.region_cooldown.as_millis()).unwrap_or(u64::MAX);
+    let pending: Vec<Action> = state.in_flight.values().copied().collect();
+    let mut ended = Vec::new();
+    for action in pending {
+        let Action::TransferLeader { region_id, to_store_id } = action;
+        let since = state.last_action_ms.get(&region_id).copied().unwrap_or(0);
+        if leaders.get(&region_id) == Some(&Some(to_store_id)) {
+            ended.push(finish(audit, state, round, action, true, "leader move observed".into())?);
+        } else if now_ms.saturating_sub(since) >= cooldown {
+            let detail = "leader move not observed within the cooldown".to_string();
+            ended.push(finish(audit, state, round, action, false, detail)?);
+        }
+    }
+    Ok(ended)
+}
+
+/// Now, in ms since the epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)).unwrap_or(0)
+}
+
+/// `s` cut to at most `max` bytes, at a character boundary, marked when cut.
+pub fn cut(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        s.truncate(s.floor_char_boundary(max.saturating_sub(4)));
+        s.push_str(" ...");
+    }
+    s
 }

@@ -18,6 +18,7 @@ use crate::subject::{ClusterStore, Region, StoreState};
 /// What a policy may propose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "action")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum Action {
     /// Move the leader of `region_id` to its peer on `to_store_id`.
     TransferLeader { region_id: u64, to_store_id: u64 },

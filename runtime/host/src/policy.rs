@@ -67,6 +67,7 @@ pub struct Observation {
 
 /// A proposed action, with its reason and score.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Proposal {
     #[serde(flatten)]
     pub action: Action,

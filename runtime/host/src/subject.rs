@@ -15,6 +15,7 @@ use crate::sandbox::{CallOutcome, CallState, FailedCall, Policy};
 /// Health of a store as the cluster reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum StoreState {
     Up,
     Offline,
@@ -39,6 +40,7 @@ impl std::fmt::Display for StoreState {
 
 /// A key/value pair.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Label {
     pub key: String,
     pub value: String,
@@ -46,6 +48,7 @@ pub struct Label {
 
 /// One storage node (the contract's `store`; named apart from wasmtime's `Store`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ClusterStore {
     pub id: u64,
     pub address: String,
@@ -62,6 +65,7 @@ pub struct ClusterStore {
 
 /// One replica group.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Region {
     pub id: u64,
     pub leader_store_id: Option<u64>,
@@ -77,6 +81,7 @@ pub struct Region {
 
 /// A count attributed to one store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct StoreCount {
     pub store_id: u64,
     pub count: u64,
@@ -84,6 +89,7 @@ pub struct StoreCount {
 
 /// One named measurement.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct MetricSample {
     pub name: String,
     pub labels: Vec<Label>,
@@ -93,6 +99,7 @@ pub struct MetricSample {
 
 /// A summary of the cluster.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ClusterMetrics {
     pub store_count: u64,
     pub region_count: u64,
@@ -102,6 +109,7 @@ pub struct ClusterMetrics {
 
 /// The observed result of a leader transfer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct LeaderTransfer {
     pub region_id: u64,
     pub from_store_id: Option<u64>,
@@ -112,6 +120,7 @@ pub struct LeaderTransfer {
 
 /// What an adapter is and can do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SubjectInfo {
     pub name: String,
     pub version: String,

@@ -1,0 +1,628 @@
+//! The MCP tools. Read-only ones are annotated `readOnlyHint` and return the contract's records
+//! as structured output (a list inside an object named after it); mutating ones are annotated
+//! `destructiveHint` and go through the gate, the audit log and the person's confirmation.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use operator_host::audit::{AuditEvent, AuditLog, LimitsRecord, ProposalRecord, Replay, StoreSummary};
+use operator_host::control::{self, HOT_REGIONS_PER_ROUND, MAX_DETAIL, MAX_REASON, cut, leader_write_flow};
+use operator_host::gate::{self, Action, GateState, Round, Verdict};
+use operator_host::policy::{Observation, PolicyClient};
+use operator_host::sandbox::{CallOutcome, FailedCall};
+use operator_host::subject::{ClusterMetrics, ClusterStore, Region, SubjectClient, SubjectError};
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::{InputResponses, RequestState};
+use rmcp::handler::server::wrapper::{Json, Parameters};
+use rmcp::model::{CallToolResponse, CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
+use rmcp::service::RequestContext;
+use rmcp::{RoleServer, ServerHandler, tool, tool_handler, tool_router};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::confirm::{self, Answer, Pending};
+use super::{Served, Shared};
+
+/// Proposals kept for `apply_proposal`, at most.
+const KEPT_PROPOSALS: usize = 1024;
+/// How long a proposal can be applied after `propose` returned it.
+const PROPOSAL_TTL_MS: u64 = 10 * 60 * 1000;
+/// Audit events `audit_log` returns at most.
+const MAX_EVENTS: usize = 1000;
+
+/// A tool failure: a named error, what happened and what to do (an MCP tool error).
+#[derive(Debug)]
+pub struct ToolError {
+    kind: String,
+    message: String,
+    hint: Option<String>,
+}
+
+impl ToolError {
+    pub fn new(kind: &str, message: impl Into<String>, hint: Option<String>) -> Self {
+        ToolError { kind: kind.into(), message: message.into(), hint }
+    }
+
+    fn into_result(self) -> CallToolResult {
+        let mut text = format!("{}: {}", self.kind, cut(self.message.clone(), MAX_DETAIL));
+        if let Some(h) = &self.hint {
+            text.push_str("\nhint: ");
+            text.push_str(h);
+        }
+        CallToolResult::error(vec![ContentBlock::text(text)])
+    }
+}
+
+impl From<FailedCall> for ToolError {
+    fn from(f: FailedCall) -> Self {
+        ToolError::new(f.error.kind(), f.error.to_string(), f.error.hint())
+    }
+}
+
+fn fail<T>(e: ToolError) -> Result<Json<T>, CallToolResult> {
+    Err(e.into_result())
+}
+
+/// An adapter's result: the value, or its named error with a hint for the usual causes.
+fn adapter_value<T>(
+    served: &Served,
+    r: Result<CallOutcome<Result<T, SubjectError>>, FailedCall>,
+) -> Result<T, ToolError> {
+    let outcome = r?;
+    super::sandbox_args::report(&served.file.name, &outcome.report);
+    outcome.value.map_err(|e| {
+        let hint = match &e {
+            SubjectError::Unreachable(_) => Some(format!(
+                "endpoints in use: {}; `operator mcp --endpoint NAME=URL` points one elsewhere",
+                served.policy.http.endpoints().map(|g| format!("{}={}", g.name, g.url)).collect::<Vec<_>>().join(", ")
+            )),
+            SubjectError::Denied(_) => Some(format!("the grants are in {}", served.subject.manifest.path.display())),
+            _ => None,
+        };
+        ToolError::new(e.kind(), e.to_string(), hint)
+    })
+}
+
+/// The one argument of per-subject tools.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct SubjectArg {
+    /// The subject, as `list_subjects` names it (e.g. `tikv`).
+    pub subject: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct HotRegionsArgs {
+    /// The subject, as `list_subjects` names it.
+    pub subject: String,
+    /// How many regions, hottest first (default 10, at most 1024).
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct TransferArgs {
+    /// The subject, as `list_subjects` names it.
+    pub subject: String,
+    /// The region (replica group) whose leader moves.
+    pub region_id: u64,
+    /// The store that takes the lead; it must hold a peer of the region and be up.
+    pub to_store_id: u64,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ProposeArgs {
+    /// The subject, as `list_subjects` names it.
+    pub subject: String,
+    /// A policy component by name (`hot-write-balance`, `evict-leader`).
+    pub policy: String,
+    /// The policy's parameters, e.g. {"store": "4"}.
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ApplyArgs {
+    /// The `id` of a proposal `propose` returned (valid for 10 minutes).
+    pub id: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct AuditArgs {
+    /// The subject, as `list_subjects` names it.
+    pub subject: String,
+    /// How many of the latest events (default 50, at most 1000).
+    pub last: Option<usize>,
+}
+
+/// A served subject.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SubjectEntry {
+    pub name: String,
+    /// The component that implements its Subject contract.
+    pub adapter: String,
+    /// The contracts it implements: `subject`, and `deployment` when it has a local cluster.
+    pub contracts: Vec<String>,
+    /// The endpoint names its adapter may reach (never their URLs).
+    pub endpoints: Vec<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Subjects {
+    pub subjects: Vec<SubjectEntry>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Stores {
+    pub stores: Vec<ClusterStore>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Regions {
+    pub regions: Vec<Region>,
+}
+
+/// A proposal with the gate's verdict this moment; nothing was executed.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ProposedAction {
+    /// Pass it to `apply_proposal` to execute it (through the gate again).
+    pub id: String,
+    pub region_id: u64,
+    pub to_store_id: u64,
+    pub reason: String,
+    pub score: f64,
+    /// `admitted`, or the gate's refusal (`cooldown`, `not-a-peer`, `health-hold`, ...).
+    pub verdict: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Proposals {
+    pub policy: String,
+    pub proposals: Vec<ProposedAction>,
+    /// Proposals past the 256 considered.
+    pub dropped: usize,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct AuditEvents {
+    pub path: String,
+    pub events: Vec<AuditEvent>,
+    /// Lines that could not be read (torn or foreign).
+    pub skipped: u64,
+}
+
+/// A proposal `propose` returned, kept for `apply_proposal`.
+#[derive(Debug, Clone)]
+pub struct StoredProposal {
+    subject: String,
+    action: Action,
+    reason: String,
+    at_ms: u64,
+}
+
+/// The MCP server.
+#[derive(Clone)]
+pub struct Server {
+    shared: Arc<Shared>,
+    pending: Arc<Pending>,
+    tool_router: ToolRouter<Server>,
+}
+
+impl Server {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Server { shared, pending: Arc::new(Pending::default()), tool_router: Self::tool_router() }
+    }
+
+    async fn client<'s>(&'s self, served: &'s Served) -> Result<SubjectClient<'s>, ToolError> {
+        let adapter = self.shared.adapter(served).await?;
+        SubjectClient::new(&self.shared.runtime, adapter, served.policy.clone())
+            .map_err(|e| ToolError::new(e.kind(), e.to_string(), e.hint()))
+    }
+
+    /// This moment's stores and hot regions (what the gate checks against).
+    async fn observe(
+        &self,
+        served: &Served,
+        client: &SubjectClient<'_>,
+    ) -> Result<(Vec<ClusterStore>, Vec<Region>), ToolError> {
+        let stores = adapter_value(served, client.stores().await)?;
+        let regions = adapter_value(served, client.hot_write_regions(HOT_REGIONS_PER_ROUND).await)?;
+        Ok((stores, regions))
+    }
+
+    /// The gate state the subject's audit log replays to (read without the lock: a preview).
+    fn state(served: &Served) -> Result<GateState, ToolError> {
+        let replay = Replay::read(&served.audit_path).map_err(|e| ToolError::new("audit", e.to_string(), None))?;
+        Ok(clamped(replay.gate_state()))
+    }
+
+    /// Gates, confirms, executes and records one action.
+    async fn act(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        state_token: Option<String>,
+        responses: Option<rmcp::model::InputResponses>,
+        subject: &str,
+        action: Action,
+        reason: String,
+    ) -> Result<CallToolResponse, CallToolResult> {
+        let who = ctx.client_info().map(|c| c.name).unwrap_or_else(|| "an MCP client".into());
+        let served = self.shared.served(subject).map_err(ToolError::into_result)?;
+        let client = self.client(served).await.map_err(ToolError::into_result)?;
+        let Action::TransferLeader { region_id, to_store_id } = action;
+
+        // A preview through the gate, so the person is never asked about a refused action.
+        let (stores, regions) = self.observe(served, &client).await.map_err(ToolError::into_result)?;
+        let preview = Self::state(served).map_err(ToolError::into_result)?;
+        let round = Round { stores: &stores, regions: &regions, now_ms: control::now_ms() };
+        if let Verdict::Refused { reason: r, detail } = &gate::check(round, &[action], &self.shared.limits, &preview)[0]
+        {
+            return Err(refused(r.name(), detail));
+        }
+
+        // Err: why it was not approved (recorded below, then a tool error).
+        let mut approval: Result<(), ToolError> = Ok(());
+        if !self.shared.allow_actions {
+            let what = format!("{subject}/{region_id}/{to_store_id}");
+            let message = format!(
+                "{who} asks to move the leader of region {region_id} of {subject} to store {to_store_id} ({}). Go ahead?",
+                cut(reason.clone(), 200)
+            );
+            match confirm::ask(ctx, &self.pending, state_token.as_deref(), responses.as_ref(), &what, &message).await {
+                Answer::Yes => {}
+                Answer::Ask(input) => return Ok(input.into()),
+                Answer::No(why) => {
+                    approval = Err(ToolError::new("not-approved", format!("{why}; nothing was executed"), None));
+                }
+                Answer::Unsupported => {
+                    approval = Err(ToolError::new(
+                        "not-approved",
+                        "this client cannot ask a person to confirm (no elicitation); nothing was executed",
+                        Some("use a client with elicitation, or start the server with --allow-actions (the gate still applies)".into()),
+                    ));
+                }
+            }
+        }
+
+        // For real: one action at a time per subject, the audit log locked, a fresh observation.
+        let _one = served.acting.lock().await;
+        let mut audit = AuditLog::open(&served.audit_path)
+            .map_err(|e| ToolError::new("audit", e.to_string(), None).into_result())?;
+        let replay =
+            Replay::read(&served.audit_path).map_err(|e| ToolError::new("audit", e.to_string(), None).into_result())?;
+        let round_no = replay.events.iter().map(AuditEvent::round).max().unwrap_or(0).saturating_add(1);
+        let mut state = clamped(replay.gate_state());
+        let (stores, regions) = self.observe(served, &client).await.map_err(ToolError::into_result)?;
+        let now = control::now_ms();
+        let audit_err =
+            |e: operator_host::audit::AuditError| ToolError::new("audit", e.to_string(), None).into_result();
+        control::settle(&mut audit, &mut state, &self.shared.limits, round_no, now, &regions).map_err(audit_err)?;
+        let verdict = gate::check(
+            Round { stores: &stores, regions: &regions, now_ms: now },
+            &[action],
+            &self.shared.limits,
+            &state,
+        )
+        .remove(0);
+        let flow = leader_write_flow(&regions);
+        let (name, detail) = match &verdict {
+            Verdict::Admitted => ("admitted".to_string(), String::new()),
+            Verdict::Refused { reason, detail } => (reason.name().to_string(), cut(detail.clone(), MAX_REASON)),
+        };
+        audit
+            .append(&AuditEvent::Round {
+                time_ms: now,
+                round: round_no,
+                subject: subject.to_string(),
+                policy: cut(format!("mcp: {who}"), MAX_REASON),
+                dry_run: false,
+                params: vec![],
+                limits: Some(LimitsRecord::from(&self.shared.limits)),
+                stores: stores
+                    .iter()
+                    .take(4096)
+                    .map(|s| StoreSummary {
+                        id: s.id,
+                        state: s.state.to_string(),
+                        leader_write_bytes_per_second: flow.get(&s.id).copied().unwrap_or(0.0),
+                    })
+                    .collect(),
+                proposals: vec![ProposalRecord {
+                    action,
+                    reason: cut(reason.clone(), MAX_REASON),
+                    score: 0.0,
+                    verdict: name.clone(),
+                    detail: detail.clone(),
+                }],
+            })
+            .map_err(audit_err)?;
+        if verdict != Verdict::Admitted {
+            return Err(refused(&name, &detail));
+        }
+        if let Err(e) = approval {
+            let skipped = AuditEvent::Skipped {
+                time_ms: now,
+                round: round_no,
+                action,
+                detail: cut(e.message.clone(), MAX_REASON),
+            };
+            audit.append(&skipped).map_err(audit_err)?;
+            return Err(e.into_result());
+        }
+        let done = control::execute(&client, &mut audit, &mut state, round_no, action).await.map_err(audit_err)?;
+        let body = serde_json::json!({
+            "subject": subject,
+            "region_id": region_id,
+            "to_store_id": to_store_id,
+            "verdict": done.verdict,
+            "detail": done.detail,
+            "audit_log": served.audit_path.display().to_string(),
+        });
+        if done.verdict == "applied" {
+            Ok(CallToolResult::structured(body).into())
+        } else {
+            Ok(CallToolResult::structured_error(body).into())
+        }
+    }
+}
+
+/// A gate refusal as a tool error.
+fn refused(name: &str, detail: &str) -> CallToolResult {
+    ToolError::new(
+        name,
+        format!("the gate refused the action: {detail}"),
+        Some("nothing was executed; the same gate as `operator run` applies to every change".into()),
+    )
+    .into_result()
+}
+
+/// Times in the future (a clock set back, an edited log) count from now.
+fn clamped(mut state: GateState) -> GateState {
+    let now = control::now_ms();
+    state.last_action_ms.values_mut().for_each(|t| *t = (*t).min(now));
+    state
+}
+
+#[tool_router]
+impl Server {
+    /// The subjects served, the contracts they implement and the endpoints they may reach.
+    #[tool(annotations(read_only_hint = true))]
+    async fn list_subjects(&self) -> Result<Json<Subjects>, CallToolResult> {
+        let subjects = self
+            .shared
+            .subjects
+            .iter()
+            .map(|(name, s)| SubjectEntry {
+                name: name.clone(),
+                adapter: s.file.name.clone(),
+                contracts: std::iter::once("subject".to_string())
+                    .chain(s.subject.manifest.deployment.as_ref().map(|_| "deployment".to_string()))
+                    .collect(),
+                endpoints: s.policy.http.endpoints().map(|g| g.name.clone()).collect(),
+            })
+            .collect();
+        Ok(Json(Subjects { subjects }))
+    }
+
+    /// Every store (node, member) of the subject's cluster, with state, capacity and leader count.
+    #[tool(annotations(read_only_hint = true))]
+    async fn get_stores(&self, Parameters(a): Parameters<SubjectArg>) -> Result<Json<Stores>, CallToolResult> {
+        let served = match self.shared.served(&a.subject) {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        };
+        let client = match self.client(served).await {
+            Ok(c) => c,
+            Err(e) => return fail(e),
+        };
+        match adapter_value(served, client.stores().await) {
+            Ok(stores) => Ok(Json(Stores { stores })),
+            Err(e) => fail(e),
+        }
+    }
+
+    /// The regions (replica groups) with the most write traffic, hottest first, with their leader and peers.
+    #[tool(annotations(read_only_hint = true))]
+    async fn get_hot_write_regions(
+        &self,
+        Parameters(a): Parameters<HotRegionsArgs>,
+    ) -> Result<Json<Regions>, CallToolResult> {
+        let served = match self.shared.served(&a.subject) {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        };
+        let client = match self.client(served).await {
+            Ok(c) => c,
+            Err(e) => return fail(e),
+        };
+        let limit = a.limit.unwrap_or(10).min(HOT_REGIONS_PER_ROUND);
+        match adapter_value(served, client.hot_write_regions(limit).await) {
+            Ok(regions) => Ok(Json(Regions { regions })),
+            Err(e) => fail(e),
+        }
+    }
+
+    /// Cluster-wide counts (stores, regions, leaders per store) and metric samples.
+    #[tool(annotations(read_only_hint = true))]
+    async fn get_cluster_metrics(
+        &self,
+        Parameters(a): Parameters<SubjectArg>,
+    ) -> Result<Json<ClusterMetrics>, CallToolResult> {
+        let served = match self.shared.served(&a.subject) {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        };
+        let client = match self.client(served).await {
+            Ok(c) => c,
+            Err(e) => return fail(e),
+        };
+        match adapter_value(served, client.metrics().await) {
+            Ok(m) => Ok(Json(m)),
+            Err(e) => fail(e),
+        }
+    }
+
+    /// Runs a policy's decision on a fresh observation and returns its proposals with the gate's verdicts. Executes nothing; `apply_proposal` executes one.
+    #[tool(annotations(read_only_hint = true))]
+    async fn propose(&self, Parameters(a): Parameters<ProposeArgs>) -> Result<Json<Proposals>, CallToolResult> {
+        match self.propose_inner(a).await {
+            Ok(p) => Ok(Json(p)),
+            Err(e) => fail(e),
+        }
+    }
+
+    /// The latest records of the subject's audit log: rounds, proposals, verdicts, actions and outcomes.
+    #[tool(annotations(read_only_hint = true))]
+    async fn audit_log(&self, Parameters(a): Parameters<AuditArgs>) -> Result<Json<AuditEvents>, CallToolResult> {
+        let served = match self.shared.served(&a.subject) {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        };
+        let replay = match Replay::read(&served.audit_path) {
+            Ok(r) => r,
+            Err(e) => return fail(ToolError::new("audit", e.to_string(), None)),
+        };
+        let last = a.last.unwrap_or(50).min(MAX_EVENTS);
+        let skip = replay.events.len().saturating_sub(last);
+        Ok(Json(AuditEvents {
+            path: served.audit_path.display().to_string(),
+            events: replay.events.into_iter().skip(skip).collect(),
+            skipped: replay.skipped,
+        }))
+    }
+
+    /// Moves the leader of a region to a store holding one of its peers. Gated like `operator run` (peers, up stores, cooldown, in-flight cap, health hold), confirmed by the person unless the server runs with --allow-actions, and recorded in the audit log.
+    #[tool(annotations(destructive_hint = true, read_only_hint = false))]
+    async fn transfer_leader(
+        &self,
+        ctx: RequestContext<RoleServer>,
+        Parameters(a): Parameters<TransferArgs>,
+        RequestState(state): RequestState,
+        InputResponses(responses): InputResponses,
+    ) -> Result<CallToolResponse, CallToolResult> {
+        let action = Action::TransferLeader { region_id: a.region_id, to_store_id: a.to_store_id };
+        self.act(&ctx, state, responses, &a.subject, action, "asked through MCP".into()).await
+    }
+
+    /// Executes a proposal `propose` returned, by its id: through the gate again, with the person's confirmation unless the server runs with --allow-actions, recorded in the audit log.
+    #[tool(annotations(destructive_hint = true, read_only_hint = false))]
+    async fn apply_proposal(
+        &self,
+        ctx: RequestContext<RoleServer>,
+        Parameters(a): Parameters<ApplyArgs>,
+        RequestState(state): RequestState,
+        InputResponses(responses): InputResponses,
+    ) -> Result<CallToolResponse, CallToolResult> {
+        let stored = {
+            let map = self.shared.proposals.lock().unwrap_or_else(|e| e.into_inner());
+            map.get(&a.id).cloned()
+        };
+        let Some(p) = stored.filter(|p| control::now_ms().saturating_sub(p.at_ms) < PROPOSAL_TTL_MS) else {
+            return Err(ToolError::new(
+                "not-found",
+                format!("no proposal `{}` (unknown, or older than 10 minutes)", cut(a.id, 64)),
+                Some("call `propose` for fresh proposals".into()),
+            )
+            .into_result());
+        };
+        let reason = format!("proposal {}: {}", a.id, p.reason);
+        let result = self.act(&ctx, state, responses, &p.subject, p.action, reason).await;
+        if matches!(&result, Ok(CallToolResponse::Complete(_))) {
+            self.shared.proposals.lock().unwrap_or_else(|e| e.into_inner()).remove(&a.id);
+        }
+        result
+    }
+}
+
+impl Server {
+    async fn propose_inner(&self, a: ProposeArgs) -> Result<Proposals, ToolError> {
+        let served = self.shared.served(&a.subject)?;
+        if a.policy.contains('/') || a.policy.ends_with(".wasm") {
+            return Err(ToolError::new(
+                "invalid-argument",
+                "a policy is named, not a path",
+                Some("name a built-in or installed policy, e.g. hot-write-balance".into()),
+            ));
+        }
+        let file =
+            self.shared.components.resolve(&a.policy).map_err(|e| ToolError::new("not-found", e.to_string(), None))?;
+        let loaded = super::sandbox_args::load(&self.shared.runtime, &file)
+            .map_err(|e| ToolError::new("invalid-component", format!("{e:#}"), None))?;
+        let sandbox = operator_host::Policy { limits: served.policy.limits.clone(), ..Default::default() };
+        let policy = PolicyClient::new(&self.shared.runtime, &loaded, sandbox)
+            .map_err(|e| ToolError::new(e.kind(), e.to_string(), e.hint()))?;
+        let client = self.client(served).await?;
+        let (stores, regions) = self.observe(served, &client).await?;
+        let state = Self::state(served)?;
+        let now = control::now_ms();
+        let observation = Observation {
+            stores: stores.clone(),
+            hot_write_regions: regions.clone(),
+            metrics: None,
+            in_flight: state
+                .in_flight
+                .values()
+                .map(|a| (*a, state.last_action_ms.get(&a.region_id()).copied().unwrap_or(0)))
+                .collect(),
+            recent: vec![],
+            now_ms: now,
+        };
+        let params: Vec<(String, String)> = a.params.into_iter().collect();
+        let outcome = policy.decide(&observation, &params).await?;
+        let mut proposals = outcome.value.map_err(|e| match e {
+            operator_host::policy::PolicyError::InvalidParam(m) => ToolError::new("invalid-param", m, None),
+            other => ToolError::new("policy-error", other.to_string(), None),
+        })?;
+        let dropped = proposals.len().saturating_sub(control::MAX_PROPOSALS);
+        proposals.truncate(control::MAX_PROPOSALS);
+        let actions: Vec<Action> = proposals.iter().map(|p| p.action).collect();
+        let limits = operator_host::gate::GateLimits { max_actions_per_round: usize::MAX, ..self.shared.limits };
+        let verdicts =
+            gate::check(Round { stores: &stores, regions: &regions, now_ms: now }, &actions, &limits, &state);
+        let mut kept = self.shared.proposals.lock().unwrap_or_else(|e| e.into_inner());
+        let out = proposals
+            .into_iter()
+            .zip(verdicts)
+            .map(|(p, v)| {
+                let id = format!("p{}", self.shared.next_proposal.fetch_add(1, Ordering::Relaxed));
+                let reason = cut(p.reason, MAX_REASON);
+                while kept.len() >= KEPT_PROPOSALS {
+                    kept.pop_first();
+                }
+                kept.insert(
+                    id.clone(),
+                    StoredProposal { subject: a.subject.clone(), action: p.action, reason: reason.clone(), at_ms: now },
+                );
+                let Action::TransferLeader { region_id, to_store_id } = p.action;
+                let (verdict, detail) = match v {
+                    Verdict::Admitted => ("admitted".to_string(), String::new()),
+                    Verdict::Refused { reason, detail } => (reason.name().to_string(), cut(detail, MAX_REASON)),
+                };
+                ProposedAction {
+                    id,
+                    region_id,
+                    to_store_id,
+                    reason,
+                    score: if p.score.is_finite() { p.score } else { 0.0 },
+                    verdict,
+                    detail,
+                }
+            })
+            .collect();
+        Ok(Proposals { policy: file.name, proposals: out, dropped })
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for Server {
+    fn get_info(&self) -> ServerConfig {
+        let mut info = ServerConfig::new(ServerCapabilities::builder().enable_tools().build());
+        info.instructions = Some(
+            "operator: observe distributed clusters (TiKV, etcd) through sandboxed adapters, and change them \
+             through a safety gate. Read-only tools run freely; transfer_leader and apply_proposal are gated, \
+             confirmed by the person and recorded in the audit log."
+                .into(),
+        );
+        info
+    }
+}
