@@ -119,6 +119,7 @@ fn etcd_comes_up_healthy_with_a_quorum_and_down_leaves_nothing() {
     }
 
     etcd(&project, &["logs", "--service", "etcd1", "--tail", "5"]).expect_code(0).stdout_has("etcd1-1");
+    mcp_sees_the_deployment(&project);
     let ids_before = docker(&["ps", "-q", "--filter", &format!("label=com.docker.compose.project={project}")]);
     etcd(&project, &["restart", "--service", "etcd2"]).expect_code(0);
     etcd(&project, &["up", "--wait"]).expect_code(0);
@@ -132,6 +133,31 @@ fn etcd_comes_up_healthy_with_a_quorum_and_down_leaves_nothing() {
 
     etcd(&project, &["down", "--volumes"]).expect_code(0);
     assert_eq!(leftovers(&project), Vec::<String>::new());
+}
+
+/// `operator mcp`'s deployment tools on the running project: its services and their output.
+fn mcp_sees_the_deployment(project: &str) {
+    use crate::mcp::{Mode, Person, session_env};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args =
+        ["--subject".to_string(), "etcd".into(), "--audit".into(), dir.path().join("a.jsonl").display().to_string()];
+    let r = session_env(
+        Mode::Auto,
+        Person::Absent,
+        &args,
+        serde_json::json!([
+            {"tool": "deployment_status", "args": {"subject": "etcd"}},
+            {"tool": "deployment_logs", "args": {"subject": "etcd", "service": "etcd1", "tail": 5}},
+        ]),
+        &[("COMPOSE_PROJECT_NAME", project)],
+    );
+    assert_eq!(r[0]["structured"]["project"], project, "{}", r[0]);
+    let services = r[0]["structured"]["services"].as_array().expect("services");
+    assert_eq!(services.len(), 4, "{}", r[0]);
+    assert!(services.iter().all(|s| s["health"] == "healthy"), "{}", r[0]);
+    let lines = r[1]["structured"]["lines"].as_array().expect("lines");
+    assert!(!lines.is_empty() && lines.len() <= 5, "{}", r[1]);
+    assert!(lines.iter().all(|l| l["service"] == "etcd1"), "{}", r[1]);
 }
 
 /// `operator subject etcd` against the deployed cluster: three members, one leader, and a

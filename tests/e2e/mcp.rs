@@ -52,6 +52,17 @@ pub(crate) enum Person {
 
 /// Runs `steps` in one client session against `operator mcp <server_args>`; one JSON result each.
 pub(crate) fn session(mode: Mode, person: Person, server_args: &[String], steps: Value) -> Vec<Value> {
+    session_env(mode, person, server_args, steps, &[])
+}
+
+/// [`session`], with variables added to the server's environment.
+pub(crate) fn session_env(
+    mode: Mode,
+    person: Person,
+    server_args: &[String],
+    steps: Value,
+    env: &[(&str, &str)],
+) -> Vec<Value> {
     let mode = match mode {
         Mode::Legacy => "legacy",
         Mode::Auto => "auto",
@@ -62,7 +73,11 @@ pub(crate) fn session(mode: Mode, person: Person, server_args: &[String], steps:
         Person::Absent => "none",
     };
     // The server gets only what its command line says (the SDK starts it with a clean environment).
-    let out = Command::new(python())
+    let mut cmd = Command::new(python());
+    for (k, v) in env {
+        cmd.env(format!("MCP_SERVER_ENV_{k}"), v);
+    }
+    let out = cmd
         .arg(root().join("tests/e2e/mcp_client.py"))
         .args([mode, person, &steps.to_string(), "--"])
         .arg(env!("CARGO_BIN_EXE_operator"))

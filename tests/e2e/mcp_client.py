@@ -6,14 +6,17 @@ MODE is `legacy` (initialize handshake; the server asks by elicitation requests)
 SDK negotiates protocol 2026-07-28; the server answers input-required and the SDK retries).
 ELICIT is how the person answers a confirmation: `accept`, `decline`, or `none` (the client has
 no elicitation support). STEPS_JSON is a list of `{"tool": NAME, "args": {...}}`, or
-`{"list": true}` for the tool list. Prints one JSON object per step.
+`{"list": true}` for the tool list. Prints one JSON object per step. The server gets the SDK's
+default environment plus every `MCP_SERVER_ENV_<NAME>` variable of this one, as `<NAME>`.
 """
 
 import asyncio
 import json
+import os
 import sys
 
 from mcp import Client, StdioServerParameters, types
+from mcp.client.stdio import get_default_environment
 
 
 def dump(value):
@@ -33,7 +36,10 @@ async def main() -> None:
             return types.ElicitResult(action="accept", content={"confirm": True})
         return types.ElicitResult(action="decline")
 
-    server = StdioServerParameters(command=command[0], args=command[1:])
+    env = get_default_environment()
+    prefix = "MCP_SERVER_ENV_"
+    env.update({k[len(prefix) :]: v for k, v in os.environ.items() if k.startswith(prefix)})
+    server = StdioServerParameters(command=command[0], args=command[1:], env=env)
     kwargs = {"mode": mode, "client_info": types.Implementation(name="e2e-assistant", version="1.0")}
     if elicit != "none":
         kwargs["elicitation_callback"] = on_elicit

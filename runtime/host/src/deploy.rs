@@ -342,6 +342,7 @@ fn plain_scalar(value: &str) -> &str {
 
 /// One service's state after `up` or for `status`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ServiceStatus {
     pub service: String,
     pub container: String,

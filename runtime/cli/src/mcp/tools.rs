@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 
 use operator_host::audit::{AuditEvent, AuditLog, LimitsRecord, ProposalRecord, Replay, StoreSummary};
 use operator_host::control::{self, HOT_REGIONS_PER_ROUND, MAX_DETAIL, MAX_REASON, cut, leader_write_flow};
+use operator_host::deploy::ServiceStatus;
 use operator_host::gate::{self, Action, GateState, Round, Verdict};
 use operator_host::policy::{Observation, PolicyClient};
 use operator_host::sandbox::{CallOutcome, FailedCall};
@@ -127,6 +128,16 @@ pub struct ApplyArgs {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+pub struct LogsArgs {
+    /// The subject, as `list_subjects` names it.
+    pub subject: String,
+    /// Only this service's containers.
+    pub service: Option<String>,
+    /// Lines of history per container (default 100, at most 1000).
+    pub tail: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct AuditArgs {
     /// The subject, as `list_subjects` names it.
     pub subject: String,
@@ -189,6 +200,31 @@ pub struct AuditEvents {
     pub events: Vec<AuditEvent>,
     /// Lines that could not be read (torn or foreign).
     pub skipped: u64,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Services {
+    /// The compose project of the subject's local cluster.
+    pub project: String,
+    pub services: Vec<ServiceStatus>,
+}
+
+/// One line a container printed.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct LogLine {
+    pub service: String,
+    pub container: String,
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    pub line: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Logs {
+    pub project: String,
+    pub lines: Vec<LogLine>,
+    /// Whether lines were left out (at most 2,000 lines, 256 KiB, 4 KiB a line).
+    pub truncated: bool,
 }
 
 /// A proposal `propose` returned, kept for `apply_proposal`.
@@ -471,6 +507,27 @@ impl Server {
         }
     }
 
+    /// The subject's local cluster (`operator deploy local`): each service's container, state, health and ports.
+    #[tool(annotations(read_only_hint = true))]
+    async fn deployment_status(&self, Parameters(a): Parameters<SubjectArg>) -> Result<Json<Services>, CallToolResult> {
+        match self.deployment(&a.subject, None).await {
+            Ok(Deployment::Status(s)) => Ok(Json(s)),
+            Ok(Deployment::Logs(_)) => fail(ToolError::new("internal", "logs where a status was asked", None)),
+            Err(e) => fail(e),
+        }
+    }
+
+    /// The latest output of the subject's local cluster's containers (capped).
+    #[tool(annotations(read_only_hint = true))]
+    async fn deployment_logs(&self, Parameters(a): Parameters<LogsArgs>) -> Result<Json<Logs>, CallToolResult> {
+        let tail = a.tail.unwrap_or(100).min(1000);
+        match self.deployment(&a.subject, Some((a.service, tail))).await {
+            Ok(Deployment::Logs(l)) => Ok(Json(l)),
+            Ok(Deployment::Status(_)) => fail(ToolError::new("internal", "a status where logs were asked", None)),
+            Err(e) => fail(e),
+        }
+    }
+
     /// The latest records of the subject's audit log: rounds, proposals, verdicts, actions and outcomes.
     #[tool(annotations(read_only_hint = true))]
     async fn audit_log(&self, Parameters(a): Parameters<AuditArgs>) -> Result<Json<AuditEvents>, CallToolResult> {
@@ -534,7 +591,88 @@ impl Server {
     }
 }
 
+/// What a deployment tool returns.
+enum Deployment {
+    Status(Services),
+    Logs(Logs),
+}
+
 impl Server {
+    /// Runs the subject's deployment driver for `status`, or `logs` with (service, tail).
+    async fn deployment(&self, subject: &str, logs: Option<(Option<String>, u32)>) -> Result<Deployment, ToolError> {
+        use operator_host::capability::docker::bollard_engine::BollardEngine;
+        use operator_host::capability::docker::engine::DockerEngine;
+        use operator_host::deploy::{self, ComposeProject, Deployer, ProjectSource};
+
+        let served = self.shared.served(subject)?;
+        let manifest = &served.subject.manifest;
+        let Some(section) = &manifest.deployment else {
+            return Err(ToolError::new("unsupported", format!("subject `{subject}` has no local cluster"), None));
+        };
+        let dir = &served.subject.dir;
+        let grants =
+            deploy::grants(Some(manifest), dir).map_err(|e| ToolError::new("invalid-project", e.to_string(), None))?;
+        let src = ProjectSource { subject: Some(subject), ..ProjectSource::new(dir, Some(manifest), &grants) };
+        let project = ComposeProject::resolve_or_labels(&src)
+            .map_err(|e| ToolError::new("invalid-project", e.to_string(), None))?;
+        let name = project.name.clone();
+        let engine = BollardEngine::connect().map_err(|e| ToolError::new("docker", e.to_string(), None))?;
+        let engine: Arc<dyn DockerEngine> = Arc::new(engine);
+        engine.ping().await.map_err(|e| {
+            ToolError::new("docker", e.to_string(), Some("is the Docker engine running and reachable?".into()))
+        })?;
+        let driver = section.driver.clone().unwrap_or_else(|| "compose".into());
+        let file = self
+            .shared
+            .components
+            .resolve_in(&driver, dir)
+            .map_err(|e| ToolError::new("not-found", e.to_string(), None))?;
+        let component = super::sandbox_args::load(&self.shared.runtime, &file)
+            .map_err(|e| ToolError::new("invalid-component", format!("{e:#}"), None))?;
+        let deployer = Deployer::open(
+            &self.shared.runtime,
+            &component,
+            project,
+            engine,
+            grants,
+            deploy::default_limits(),
+            Default::default(),
+        )
+        .await
+        .map_err(|e| ToolError::new("deployment", e.to_string(), None))?;
+        let driver_error =
+            |e: operator_host::deploy::DeployError| ToolError::new("deployment", cut(e.to_string(), MAX_DETAIL), None);
+        let Some((service, tail)) = logs else {
+            let outcome = deployer.status().await?;
+            super::sandbox_args::report(&file.name, &outcome.report);
+            return Ok(Deployment::Status(Services { project: name, services: outcome.value.map_err(driver_error)? }));
+        };
+        let outcome = deployer.logs(service.into_iter().collect(), Some(tail), false).await?;
+        super::sandbox_args::report(&file.name, &outcome.report);
+        let mut stream = outcome.value.map_err(driver_error)?;
+        let (mut lines, mut bytes, mut truncated) = (Vec::new(), 0usize, false);
+        while let Some(batch) = deploy::next_log_lines(&mut stream, std::time::Duration::from_secs(1)).await {
+            for l in batch {
+                if lines.len() >= 2000 || bytes >= 256 * 1024 {
+                    truncated = true;
+                    continue;
+                }
+                let line = cut(l.line, 4096);
+                bytes += line.len();
+                lines.push(LogLine {
+                    service: l.service,
+                    container: l.container,
+                    stream: if l.stderr { "stderr" } else { "stdout" }.into(),
+                    line,
+                });
+            }
+            if truncated {
+                break;
+            }
+        }
+        Ok(Deployment::Logs(Logs { project: name, lines, truncated }))
+    }
+
     async fn propose_inner(&self, a: ProposeArgs) -> Result<Proposals, ToolError> {
         let served = self.shared.served(&a.subject)?;
         if a.policy.contains('/') || a.policy.ends_with(".wasm") {
