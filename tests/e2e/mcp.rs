@@ -147,8 +147,18 @@ fn mcp_tools_carry_annotations_and_schemas_and_every_read_only_tool_answers() {
     let r = session(Mode::Auto, Person::Absent, &tikv_args(&sim, &audit), steps);
     let tools = r[0]["tools"].as_array().expect("tools");
     let tool = |name: &str| tools.iter().find(|t| t["name"] == name).unwrap_or_else(|| panic!("no tool {name}"));
-    for name in ["list_subjects", "get_stores", "get_hot_write_regions", "get_cluster_metrics", "propose", "audit_log"]
-    {
+    let read_only = [
+        "list_subjects",
+        "get_stores",
+        "get_hot_write_regions",
+        "get_cluster_metrics",
+        "deployment_status",
+        "deployment_logs",
+        "propose",
+        "audit_log",
+    ];
+    assert_eq!(tools.len(), read_only.len() + 2, "{tools:?}");
+    for name in read_only {
         let t = tool(name);
         assert_eq!(t["annotations"]["readOnlyHint"], true, "{t}");
         assert!(t["outputSchema"]["properties"].is_object(), "{name} has no output schema: {t}");
