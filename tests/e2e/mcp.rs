@@ -276,6 +276,19 @@ fn mcp_with_allow_actions_executes_without_asking_but_the_gate_still_refuses() {
     assert!(error(4).starts_with("cooldown:"), "{}", error(4));
     assert!(error(5).starts_with("not-found:"), "{}", error(5));
     assert!(error(6).starts_with("not-found:") && error(6).contains("propose"), "{}", error(6));
+    let events = audit_events(&audit);
+    assert_eq!(events.iter().filter(|e| e["event"] == "start").count(), 1);
+    // Every call that reached the gate is recorded, refusals too, with the verdict's name.
+    let verdicts: Vec<&Value> =
+        events.iter().filter(|e| e["event"] == "round").map(|e| &e["proposals"][0]["verdict"]).collect();
+    assert_eq!(verdicts, ["already-leader", "unknown-store", "unknown-region", "admitted", "cooldown"], "{events:?}");
+
+    // Actions per minute are counted in the log: one more is one too many at a limit of 1.
+    let (other, to) = movable(&sim, &[region]);
+    args.extend(["--max-actions-per-minute".to_string(), "1".into()]);
+    let r = session(Mode::Legacy, Person::Declines, &args, serde_json::json!([transfer(other, to)]));
+    let text = r[0]["text"].as_str().unwrap_or_default();
+    assert!(r[0]["is_error"] == true && text.starts_with("rate-limit:"), "{}", r[0]);
     assert_eq!(audit_events(&audit).iter().filter(|e| e["event"] == "start").count(), 1);
 }
 

@@ -156,7 +156,10 @@ impl AuditLog {
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             let e = std::io::Error::last_os_error();
             return Err(err(if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                std::io::Error::other("another `operator run` is using this audit log; stop it or pass --audit")
+                std::io::Error::other(
+                    "another `operator run`, or an action of `operator mcp`, holds this audit log; retry when it is \
+                     done (two controllers of one cluster must share one log: it holds their cooldowns)",
+                )
             } else {
                 e
             }));
@@ -203,7 +206,9 @@ impl AuditLog {
     /// Appends one event and flushes it to disk before returning.
     pub fn append(&mut self, event: &AuditEvent) -> Result<(), AuditError> {
         let err = |source| AuditError { path: self.path.clone(), source };
-        let mut line = serde_json::to_vec(event).map_err(|e| err(std::io::Error::other(e)))?;
+        // Control characters, bidi and C1 codes, escaped: the log is read on terminals.
+        let text = serde_json::to_string(event).map_err(|e| err(std::io::Error::other(e)))?;
+        let mut line = crate::text::json_safe(&text).into_owned().into_bytes();
         line.push(b'\n');
         self.file.write_all(&line).map_err(err)?;
         self.file.sync_data().map_err(err)

@@ -37,9 +37,13 @@ pub struct Args {
     /// Execute mutating tools without asking the person (the gate still applies).
     #[arg(long)]
     allow_actions: bool,
-    /// The audit log (default: each subject's own, the one `operator run` writes).
-    #[arg(long, value_name = "FILE")]
+    /// The audit log: a file with one subject, a folder of `<subject>.jsonl` with several
+    /// (default: each subject's own, the one `operator run` writes).
+    #[arg(long, value_name = "PATH")]
     audit: Option<PathBuf>,
+    /// Actions started per minute at most, counted in the audit log (so `operator run`'s count).
+    #[arg(long, default_value_t = 4)]
+    max_actions_per_minute: usize,
     /// Actions not yet confirmed, across calls.
     #[arg(long, default_value_t = 4)]
     max_in_flight: usize,
@@ -61,8 +65,6 @@ pub(crate) struct Served {
     pub file: ComponentFile,
     pub adapter: tokio::sync::OnceCell<LoadedComponent>,
     pub audit_path: PathBuf,
-    /// One mutation at a time per subject (the audit log's lock is per open file).
-    pub acting: tokio::sync::Mutex<()>,
 }
 
 /// What every tool call shares.
@@ -72,6 +74,9 @@ pub(crate) struct Shared {
     pub subjects: BTreeMap<String, Served>,
     pub allow_actions: bool,
     pub limits: GateLimits,
+    pub max_actions_per_minute: usize,
+    /// One mutation at a time per audit log (its file lock is per open file, not per process).
+    pub acting: std::sync::Mutex<BTreeMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
     pub proposals: std::sync::Mutex<BTreeMap<String, tools::StoredProposal>>,
     pub next_proposal: AtomicU64,
 }
@@ -81,6 +86,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     if names.is_empty() {
         return Err(UsageError("no subject found to serve; pass --subjects-dir or --subject NAME".into()).into());
     }
+    let several = names.len() > 1;
     let mut subjects = BTreeMap::new();
     for name in names {
         let subject = ctx.subjects.find(&name)?;
@@ -95,21 +101,14 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             );
         };
         let file = ctx.components.resolve_in(&section.component, &subject.dir)?;
-        let audit_path = match args.audit.clone().or_else(|| AuditLog::default_path(&subject.name)) {
-            Some(p) => p,
-            None => return Err(UsageError("no home folder for the audit log; pass --audit FILE".into()).into()),
+        // Several subjects never share one log: their regions and stores are not the same.
+        let audit_path = match (&args.audit, several) {
+            (Some(dir), true) => dir.join(format!("{}.jsonl", subject.name)),
+            (Some(file), false) => file.clone(),
+            (None, _) => AuditLog::default_path(&subject.name)
+                .ok_or_else(|| UsageError("no home folder for the audit log; pass --audit PATH".into()))?,
         };
-        subjects.insert(
-            name,
-            Served {
-                subject,
-                policy,
-                file,
-                adapter: tokio::sync::OnceCell::new(),
-                audit_path,
-                acting: tokio::sync::Mutex::new(()),
-            },
-        );
+        subjects.insert(name, Served { subject, policy, file, adapter: tokio::sync::OnceCell::new(), audit_path });
     }
     let shared = Shared {
         runtime: ctx.runtime()?,
@@ -121,6 +120,8 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             max_in_flight: args.max_in_flight,
             region_cooldown: args.region_cooldown,
         },
+        max_actions_per_minute: args.max_actions_per_minute,
+        acting: std::sync::Mutex::new(BTreeMap::new()),
         proposals: std::sync::Mutex::new(BTreeMap::new()),
         next_proposal: AtomicU64::new(1),
     };
@@ -141,6 +142,12 @@ impl Shared {
                 Some(format!("served: {}", self.subjects.keys().cloned().collect::<Vec<_>>().join(", "))),
             )
         })
+    }
+
+    /// The lock that serialises actions on one audit log.
+    pub fn acting_on(&self, path: &std::path::Path) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = self.acting.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(path.to_path_buf()).or_default().clone()
     }
 
     /// The subject's adapter, compiled (or loaded from the cache) on first use.

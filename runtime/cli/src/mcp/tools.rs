@@ -13,6 +13,7 @@ use operator_host::gate::{self, Action, GateState, Round, Verdict};
 use operator_host::policy::{Observation, PolicyClient};
 use operator_host::sandbox::{CallOutcome, FailedCall};
 use operator_host::subject::{ClusterMetrics, ClusterStore, Region, SubjectClient, SubjectError};
+use operator_host::text::escape;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::{InputResponses, RequestState};
 use rmcp::handler::server::wrapper::{Json, Parameters};
@@ -29,8 +30,9 @@ use super::{Served, Shared};
 const KEPT_PROPOSALS: usize = 1024;
 /// How long a proposal can be applied after `propose` returned it.
 const PROPOSAL_TTL_MS: u64 = 10 * 60 * 1000;
-/// Audit events `audit_log` returns at most.
+/// Audit events `audit_log` returns at most, and their size as JSON at most.
 const MAX_EVENTS: usize = 1000;
+const MAX_AUDIT_BYTES: usize = 1 << 20;
 
 /// A tool failure: a named error, what happened and what to do (an MCP tool error).
 #[derive(Debug)]
@@ -273,6 +275,7 @@ impl Server {
     }
 
     /// Gates, confirms, executes and records one action.
+    #[allow(clippy::too_many_arguments)]
     async fn act(
         &self,
         ctx: &RequestContext<RoleServer>,
@@ -282,56 +285,74 @@ impl Server {
         action: Action,
         reason: String,
     ) -> Result<CallToolResponse, CallToolResult> {
-        let who = ctx.client_info().map(|c| c.name).unwrap_or_else(|| "an MCP client".into());
+        let who = client_name(ctx);
         let served = self.shared.served(subject).map_err(ToolError::into_result)?;
-        let client = self.client(served).await.map_err(ToolError::into_result)?;
         let Action::TransferLeader { region_id, to_store_id } = action;
+        let what = format!("{subject}/{region_id}/{to_store_id}");
+        // An answer a retried call carries is spent before anything else can fail.
+        let answered = if self.shared.allow_actions {
+            None
+        } else {
+            confirm::answered(&self.pending, state_token.as_deref(), responses.as_ref(), &what)
+        };
+        let client = self.client(served).await.map_err(ToolError::into_result)?;
 
         // A preview through the gate, so the person is never asked about a refused action.
         let (stores, regions) = self.observe(served, &client).await.map_err(ToolError::into_result)?;
         let preview = Self::state(served).map_err(ToolError::into_result)?;
         let round = Round { stores: &stores, regions: &regions, now_ms: control::now_ms() };
-        if let Verdict::Refused { reason: r, detail } = &gate::check(round, &[action], &self.shared.limits, &preview)[0]
-        {
-            return Err(refused(r.name(), detail));
-        }
+        let previewed = gate::check(round, &[action], &self.shared.limits, &preview).remove(0);
 
-        // Err: why it was not approved (recorded below, then a tool error).
-        let mut approval: Result<(), ToolError> = Ok(());
-        if !self.shared.allow_actions {
-            let what = format!("{subject}/{region_id}/{to_store_id}");
-            let message = format!(
-                "{who} asks to move the leader of region {region_id} of {subject} to store {to_store_id} ({}). Go ahead?",
-                cut(reason.clone(), 200)
-            );
-            match confirm::ask(ctx, &self.pending, state_token.as_deref(), responses.as_ref(), &what, &message).await {
-                Answer::Yes => {}
+        // Ok(who asked, when the stateless protocol remembers it); Err: why not (recorded below).
+        let approval: Result<Option<String>, ToolError> = if let Verdict::Refused { reason: r, detail } = &previewed {
+            Err(refusal(r.name(), detail))
+        } else if self.shared.allow_actions {
+            Ok(None)
+        } else {
+            let answer = match answered {
+                Some(a) => a,
+                None => {
+                    let message = format!(
+                        "{who} asks to move the leader of region {region_id} of {subject} to store {to_store_id} ({}). Go ahead?",
+                        escape(&cut(reason.clone(), 200))
+                    );
+                    confirm::ask(ctx, &self.pending, &what, &who, &message).await
+                }
+            };
+            match answer {
+                Answer::Yes(asked_by) => Ok(asked_by),
                 Answer::Ask(input) => return Ok(input.into()),
-                Answer::No(why) => {
-                    approval = Err(ToolError::new("not-approved", format!("{why}; nothing was executed"), None));
-                }
-                Answer::Unsupported => {
-                    approval = Err(ToolError::new(
-                        "not-approved",
-                        "this client cannot ask a person to confirm (no elicitation); nothing was executed",
-                        Some("use a client with elicitation, or start the server with --allow-actions (the gate still applies)".into()),
-                    ));
-                }
+                Answer::No(why) => Err(ToolError::new("not-approved", format!("{why}; nothing was executed"), None)),
+                Answer::Unsupported => Err(ToolError::new(
+                    "not-approved",
+                    "this client cannot ask a person to confirm (no elicitation); nothing was executed",
+                    Some("use a client with elicitation, or start the server with --allow-actions (the gate still applies)".into()),
+                )),
             }
-        }
+        };
+        let who = approval.as_ref().ok().cloned().flatten().unwrap_or(who);
 
-        // For real: one action at a time per subject, the audit log locked, a fresh observation.
-        let _one = served.acting.lock().await;
-        let mut audit = AuditLog::open(&served.audit_path)
-            .map_err(|e| ToolError::new("audit", e.to_string(), None).into_result())?;
-        let replay =
-            Replay::read(&served.audit_path).map_err(|e| ToolError::new("audit", e.to_string(), None).into_result())?;
-        let round_no = replay.events.iter().map(AuditEvent::round).max().unwrap_or(0).saturating_add(1);
-        let mut state = clamped(replay.gate_state());
-        let (stores, regions) = self.observe(served, &client).await.map_err(ToolError::into_result)?;
-        let now = control::now_ms();
+        // For real: one action at a time per log, the audit log locked, a fresh observation.
+        let _one = self.shared.acting_on(&served.audit_path).lock_owned().await;
         let audit_err =
             |e: operator_host::audit::AuditError| ToolError::new("audit", e.to_string(), None).into_result();
+        let mut audit = AuditLog::open(&served.audit_path).map_err(audit_err)?;
+        let mut replay = Replay::read(&served.audit_path).map_err(audit_err)?;
+        let now = control::now_ms();
+        if audit.needs_rotation().map_err(audit_err)? {
+            let cooldown = u64::try_from(self.shared.limits.region_cooldown.as_millis()).unwrap_or(u64::MAX);
+            let carry = replay.carry(now, cooldown.max(60_000), control::RECENT);
+            audit.rotate(&carry).map_err(audit_err)?;
+            replay = Replay { events: carry, skipped: 0 };
+        }
+        let round_no = replay.events.iter().map(AuditEvent::round).max().unwrap_or(0).saturating_add(1);
+        let mut state = clamped(replay.gate_state());
+        let recent_starts = replay
+            .events
+            .iter()
+            .filter(|e| matches!(e, AuditEvent::Start { time_ms, .. } if now.saturating_sub(*time_ms) < 60_000))
+            .count();
+        let (stores, regions) = self.observe(served, &client).await.map_err(ToolError::into_result)?;
         control::settle(&mut audit, &mut state, &self.shared.limits, round_no, now, &regions).map_err(audit_err)?;
         let verdict = gate::check(
             Round { stores: &stores, regions: &regions, now_ms: now },
@@ -350,7 +371,7 @@ impl Server {
                 time_ms: now,
                 round: round_no,
                 subject: subject.to_string(),
-                policy: cut(format!("mcp: {who}"), MAX_REASON),
+                policy: format!("mcp: {who}"),
                 dry_run: false,
                 params: vec![],
                 limits: Some(LimitsRecord::from(&self.shared.limits)),
@@ -373,9 +394,18 @@ impl Server {
             })
             .map_err(audit_err)?;
         if verdict != Verdict::Admitted {
-            return Err(refused(&name, &detail));
+            return Err(refusal(&name, &detail).into_result());
         }
-        if let Err(e) = approval {
+        let blocked = match approval {
+            Err(e) => Some(e),
+            Ok(_) if recent_starts >= self.shared.max_actions_per_minute => Some(ToolError::new(
+                "rate-limit",
+                format!("{recent_starts} action(s) started on this audit log in the last minute; nothing was executed"),
+                Some("retry later, or raise --max-actions-per-minute".into()),
+            )),
+            Ok(_) => None,
+        };
+        if let Some(e) = blocked {
             let skipped = AuditEvent::Skipped {
                 time_ms: now,
                 round: round_no,
@@ -386,11 +416,12 @@ impl Server {
             return Err(e.into_result());
         }
         let done = control::execute(&client, &mut audit, &mut state, round_no, action).await.map_err(audit_err)?;
+        let verdict = if done.verdict == "applied" && done.outcome.is_none() { "in-flight" } else { done.verdict };
         let body = serde_json::json!({
             "subject": subject,
             "region_id": region_id,
             "to_store_id": to_store_id,
-            "verdict": done.verdict,
+            "verdict": verdict,
             "detail": done.detail,
             "audit_log": served.audit_path.display().to_string(),
         });
@@ -402,14 +433,21 @@ impl Server {
     }
 }
 
+/// The client's name as it says it, shown and recorded safely: escaped, at most 64 bytes.
+fn client_name(ctx: &RequestContext<RoleServer>) -> String {
+    match ctx.client_info() {
+        Some(c) if !c.name.trim().is_empty() => cut(escape(&c.name).into_owned(), 64),
+        _ => "an MCP client".into(),
+    }
+}
+
 /// A gate refusal as a tool error.
-fn refused(name: &str, detail: &str) -> CallToolResult {
+fn refusal(name: &str, detail: &str) -> ToolError {
     ToolError::new(
         name,
         format!("the gate refused the action: {detail}"),
         Some("nothing was executed; the same gate as `operator run` applies to every change".into()),
     )
-    .into_result()
 }
 
 /// Times in the future (a clock set back, an edited log) count from now.
@@ -493,7 +531,11 @@ impl Server {
             Err(e) => return fail(e),
         };
         match adapter_value(served, client.metrics().await) {
-            Ok(m) => Ok(Json(m)),
+            // JSON has no NaN (Prometheus answers it routinely): such samples are left out.
+            Ok(mut m) => {
+                m.samples.retain(|s| s.value.is_finite());
+                Ok(Json(m))
+            }
             Err(e) => fail(e),
         }
     }
@@ -539,13 +581,18 @@ impl Server {
             Ok(r) => r,
             Err(e) => return fail(ToolError::new("audit", e.to_string(), None)),
         };
+        // The latest events, newest kept first, within the count and 1 MiB of JSON.
         let last = a.last.unwrap_or(50).min(MAX_EVENTS);
-        let skip = replay.events.len().saturating_sub(last);
-        Ok(Json(AuditEvents {
-            path: served.audit_path.display().to_string(),
-            events: replay.events.into_iter().skip(skip).collect(),
-            skipped: replay.skipped,
-        }))
+        let (mut events, mut bytes) = (Vec::new(), 0usize);
+        for e in replay.events.into_iter().rev().take(last) {
+            bytes += serde_json::to_string(&e).map(|t| t.len()).unwrap_or(0);
+            if bytes > MAX_AUDIT_BYTES {
+                break;
+            }
+            events.push(e);
+        }
+        events.reverse();
+        Ok(Json(AuditEvents { path: served.audit_path.display().to_string(), events, skipped: replay.skipped }))
     }
 
     /// Moves the leader of a region to a store holding one of its peers. Gated like `operator run` (peers, up stores, cooldown, in-flight cap, health hold), confirmed by the person unless the server runs with --allow-actions, and recorded in the audit log.
