@@ -524,6 +524,35 @@ impl<'r> Deployer<'r> {
         limits: Limits,
         progress: ProgressHandle,
     ) -> Result<Self, OpenError> {
+        Self::open_scoped(runtime, component, project, engine, grants, limits, progress, false).await
+    }
+
+    /// [`Deployer::open`] for `status` and `logs` only: the driver's Docker capability refuses
+    /// every change to the project (for callers that promise not to change it, as MCP's
+    /// read-only tools do).
+    pub async fn open_read_only(
+        runtime: &'r Runtime,
+        component: &'r LoadedComponent,
+        project: ComposeProject,
+        engine: Arc<dyn DockerEngine>,
+        grants: DockerGrants,
+        limits: Limits,
+        progress: ProgressHandle,
+    ) -> Result<Self, OpenError> {
+        Self::open_scoped(runtime, component, project, engine, grants, limits, progress, true).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn open_scoped(
+        runtime: &'r Runtime,
+        component: &'r LoadedComponent,
+        project: ComposeProject,
+        engine: Arc<dyn DockerEngine>,
+        grants: DockerGrants,
+        limits: Limits,
+        progress: ProgressHandle,
+        read_only: bool,
+    ) -> Result<Self, OpenError> {
         // The contract first: a mismatch needs neither the lock nor the engine.
         let inner = Sandboxed::bind(runtime, component, Policy::default())?;
         let scope = Project {
@@ -535,6 +564,7 @@ impl<'r> Deployer<'r> {
         };
         let lock = ProjectLock::acquire(&project.name).await?;
         let docker = ScopedDocker::open(engine, scope, grants, progress.clone()).await.map_err(OpenError::Project)?;
+        let docker = if read_only { docker.read_only() } else { docker };
         let policy = Policy { docker: Some(Arc::new(docker)), limits, progress, ..Policy::default() };
         Ok(Deployer { _lock: lock, inner: inner.with_policy(policy), project })
     }

@@ -676,7 +676,8 @@ impl Server {
             .map_err(|e| ToolError::new("not-found", e.to_string(), None))?;
         let component = super::sandbox_args::load(&self.shared.runtime, &file)
             .map_err(|e| ToolError::new("invalid-component", format!("{e:#}"), None))?;
-        let deployer = Deployer::open(
+        // These tools are annotated read-only: the driver's Docker capability is too.
+        let deployer = Deployer::open_read_only(
             &self.shared.runtime,
             &component,
             project,

@@ -98,6 +98,8 @@ pub struct ScopedDocker {
     grants: DockerGrants,
     binds: BindRules,
     progress: ProgressHandle,
+    /// Only lists, inspects and logs: for calls that must not change the project (status, logs).
+    read_only: bool,
 }
 
 impl std::fmt::Debug for ScopedDocker {
@@ -149,7 +151,25 @@ impl ScopedDocker {
         progress: ProgressHandle,
     ) -> Self {
         let binds = BindRules { project_dir: project.dir.clone(), engine: engine.location(), data_root: None };
-        ScopedDocker { engine, project, grants, binds, progress }
+        ScopedDocker { engine, project, grants, binds, progress, read_only: false }
+    }
+
+    /// The same capability, limited to reading: every operation that would change the project
+    /// (create, start, stop, restart, remove, pull) is refused by name.
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
+    }
+
+    /// Refuses `what` when the capability is read-only.
+    fn writable(&self, what: &str) -> Result<(), DockerError> {
+        if !self.read_only {
+            return Ok(());
+        }
+        Err(DockerError::Denied {
+            reason: format!("{what} changes the project, and this call may only read it (status, logs)"),
+            hint: "change the project through `operator deploy local up|down|restart`".into(),
+        })
     }
 
     /// A capability for `project`, once the host has checked that the project is its to act
@@ -276,6 +296,7 @@ impl ScopedDocker {
     /// name that is not the project's is a conflict (looked up first: older engines create
     /// duplicate names).
     pub async fn create_network(&self, key: &str) -> Result<NetworkView, DockerError> {
+        self.writable("creating a network")?;
         self::key("network", key)?;
         let ours = self.list_networks().await?;
         if let Some((_, n)) = ours.iter().find(|(k, _)| k == key) {
@@ -313,6 +334,7 @@ impl ScopedDocker {
 
     /// Removes project network `key`.
     pub async fn remove_network(&self, key: &str) -> Result<(), DockerError> {
+        self.writable("removing a network")?;
         let ours: Vec<NetworkView> =
             self.list_networks().await?.into_iter().filter(|(k, _)| k == key).map(|(_, n)| n).collect();
         if ours.is_empty() {
@@ -345,6 +367,7 @@ impl ScopedDocker {
     /// Creates project volume `key`, or returns the project's existing one. Docker answers an
     /// existing name with the existing volume, whoever made it: the labels decide.
     pub async fn create_volume(&self, key: &str) -> Result<VolumeView, DockerError> {
+        self.writable("creating a volume")?;
         self::key("volume", key)?;
         let ours = self.list_volumes().await?;
         if let Some((_, v)) = ours.iter().find(|(k, _)| k == key) {
@@ -367,6 +390,7 @@ impl ScopedDocker {
 
     /// Removes project volume `key`.
     pub async fn remove_volume(&self, key: &str) -> Result<(), DockerError> {
+        self.writable("removing a volume")?;
         let Some((_, v)) = self.list_volumes().await?.into_iter().find(|(k, _)| k == key) else {
             return Err(DockerError::not_found(format!(
                 "no volume `{}` in project {}",
@@ -387,6 +411,7 @@ impl ScopedDocker {
 
     /// Pulls `image` from an allowed registry, reporting progress.
     pub async fn pull_image(&self, image: &str) -> Result<(), DockerError> {
+        self.writable("pulling an image")?;
         let reference = ImageRef::parse(image).map_err(DockerError::Invalid)?;
         let registry = normalize_registry(&reference.registry);
         if !self.project.registries.contains(&registry) {
@@ -437,6 +462,7 @@ impl ScopedDocker {
     /// Networks and the new container are referred to by ID from here on: a name can be
     /// another object's (Docker resolves a full ID before a name).
     pub async fn create_container(&self, spec: &ContainerSpec) -> Result<ProjectContainer, DockerError> {
+        self.writable("creating a container")?;
         let mut plan = self.plan_container(spec)?;
         let service = &spec.service;
         let existing = self.list_containers().await?;
@@ -567,6 +593,7 @@ impl ScopedDocker {
 
     /// Starts a project container, its binds checked again.
     pub async fn start_container(&self, name: &str) -> Result<(), DockerError> {
+        self.writable("starting a container")?;
         let c = self.find(name).await?;
         self.recheck_binds(&c)?;
         Ok(self.engine.start_container(&c.view.id).await?)
@@ -574,12 +601,14 @@ impl ScopedDocker {
 
     /// Stops a project container.
     pub async fn stop_container(&self, name: &str, timeout_s: Option<i64>) -> Result<(), DockerError> {
+        self.writable("stopping a container")?;
         let c = self.find(name).await?;
         Ok(self.engine.stop_container(&c.view.id, timeout_s).await?)
     }
 
     /// Restarts a project container, its binds checked again.
     pub async fn restart_container(&self, name: &str, timeout_s: Option<i64>) -> Result<(), DockerError> {
+        self.writable("restarting a container")?;
         let c = self.find(name).await?;
         self.recheck_binds(&c)?;
         Ok(self.engine.restart_container(&c.view.id, timeout_s).await?)
@@ -587,6 +616,7 @@ impl ScopedDocker {
 
     /// Removes a project container (forcefully; anonymous volumes only if asked).
     pub async fn remove_container(&self, name: &str, volumes: bool) -> Result<(), DockerError> {
+        self.writable("removing a container")?;
         let c = self.find(name).await?;
         match self.engine.remove_container(&c.view.id, volumes).await {
             Ok(()) | Err(EngineError::NotFound(_)) => Ok(()),

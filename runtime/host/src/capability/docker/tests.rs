@@ -256,6 +256,25 @@ fn privileges_each_need_their_grant_and_the_hint_names_it_exactly() {
 }
 
 #[test]
+fn a_read_only_scope_lists_but_refuses_every_change_by_name() {
+    let c = case();
+    let engine = c.engine();
+    let docker = c.scoped(&engine, "p", DockerGrants::default()).read_only();
+    block(async {
+        assert!(docker.list_containers().await.expect("list").is_empty());
+        assert!(docker.list_networks().await.expect("list").is_empty());
+        let (reason, hint) = denied(docker.create_network("default").await);
+        assert!(reason.starts_with("creating a network changes the project"), "{reason}");
+        assert!(hint.contains("operator deploy local"), "{hint}");
+        assert!(denied(docker.create_volume("data").await).0.starts_with("creating a volume"));
+        assert!(denied(docker.remove_container("p-etcd1-1", true).await).0.starts_with("removing a container"));
+        assert!(denied(docker.stop_container("p-etcd1-1", None).await).0.starts_with("stopping a container"));
+        assert!(denied(docker.pull_image("etcd:3.4").await).0.starts_with("pulling an image"));
+        assert!(denied(docker.create_container(&spec("etcd1")).await).0.starts_with("creating a container"));
+    });
+}
+
+#[test]
 fn labels_of_docker_and_of_the_host_cannot_be_set() {
     let c = case();
     let allow = DockerSection { labels: vec!["com.docker.".into(), "dev.operator.".into()], ..Default::default() };
