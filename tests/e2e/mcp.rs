@@ -362,3 +362,34 @@ fn session_with_global(args: &[String], steps: Value) -> Vec<Value> {
     assert!(out.status.success(), "the MCP client failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect()
 }
+
+#[test]
+fn mcp_a_grant_the_manifest_lacks_is_a_named_denial_and_nothing_moves() {
+    let sim = Sim::start(Default::default());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let audit = dir.path().join("audit.jsonl");
+    // The subject's grants without the one POST that creates an operator at PD.
+    let manifest = std::fs::read_to_string(root().join("subjects/tikv/operator.toml")).expect("manifest");
+    let without_post = manifest.replace("  { methods = [\"POST\"], paths = [\"/pd/api/v1/operators\"] },\n", "");
+    assert_ne!(manifest, without_post, "the POST grant line moved");
+    let file = dir.path().join("read-only.toml");
+    std::fs::write(&file, without_post).expect("write");
+    let mut args = tikv_args(&sim, &audit);
+    args.extend(["--manifest".to_string(), file.display().to_string(), "--allow-actions".into()]);
+    let (region, to) = movable(&sim, &[]);
+    let r = session(
+        Mode::Auto,
+        Person::Absent,
+        &args,
+        serde_json::json!([transfer(region, to), {"tool": "list_subjects"}]),
+    );
+    assert_eq!(r[0]["is_error"], true, "{}", r[0]);
+    assert_eq!(r[0]["structured"]["verdict"], "failed", "{}", r[0]);
+    let detail = r[0]["structured"]["detail"].as_str().unwrap_or_default();
+    assert!(detail.starts_with("denied:") && detail.contains("/pd/api/v1/operators"), "{detail}");
+    assert_eq!(r[1]["is_error"], false, "the server stopped serving: {}", r[1]);
+    let operators = crate::harness::http_get(sim.sim.pd, "/pd/api/v1/operators");
+    assert!(operators.trim_end().ends_with("[]"), "an operator was created: {operators}");
+    let outcome = audit_events(&audit).into_iter().find(|e| e["event"] == "outcome").expect("an outcome");
+    assert_eq!(outcome["applied"], false, "{outcome}");
+}
