@@ -330,8 +330,13 @@ fn mcp_adapter_failures_are_named_tool_errors_and_the_server_keeps_serving() {
             {"tool": "get_stores", "args": {"subject": "tikv"}},
             {"tool": "get_stores", "args": {"subject": "nope"}},
             {"tool": "list_subjects"},
+            // A spinning adapter does not hold up a call sent beside it.
+            {"parallel": [{"tool": "get_stores", "args": {"subject": "hostile"}}, {"tool": "list_subjects"}]},
         ]),
     );
+    let together = r[6]["parallel"].as_array().expect("parallel results");
+    assert_eq!(together[0]["tool"], "list_subjects", "the server served one call at a time: {together:?}");
+    assert!(together[1]["text"].as_str().is_some_and(|t| t.starts_with("deadline-exceeded:")), "{together:?}");
     let text = |i: usize| r[i]["text"].as_str().unwrap_or_default().to_string();
     assert!(text(0).starts_with("deadline-exceeded:"), "{}", text(0));
     assert!(text(1).starts_with("trap:") && text(1).contains("hostile adapter"), "{}", text(1));

@@ -5,8 +5,8 @@
 MODE is `legacy` (initialize handshake; the server asks by elicitation requests) or `auto` (the
 SDK negotiates protocol 2026-07-28; the server answers input-required and the SDK retries).
 ELICIT is how the person answers a confirmation: `accept`, `decline`, or `none` (the client has
-no elicitation support). STEPS_JSON is a list of `{"tool": NAME, "args": {...}}`, or
-`{"list": true}` for the tool list. Prints one JSON object per step. The server gets the SDK's
+no elicitation support). STEPS_JSON is a list of `{"tool": NAME, "args": {...}}`,
+`{"list": true}` for the tool list, or `{"parallel": [steps]}` for calls sent together. Prints one JSON object per step. The server gets the SDK's
 default environment plus every `MCP_SERVER_ENV_<NAME>` variable of this one, as `<NAME>`.
 """
 
@@ -44,26 +44,33 @@ async def main() -> None:
     if elicit != "none":
         kwargs["elicitation_callback"] = on_elicit
     async with Client(server, **kwargs) as client:
+        async def call(step):
+            before = len(asked)
+            result = await client.call_tool(step["tool"], step.get("args", {}))
+            text = "\n".join(c.text for c in result.content if getattr(c, "type", "") == "text")
+            return {
+                "tool": step["tool"],
+                "is_error": bool(result.is_error),
+                "structured": result.structured_content,
+                "text": text,
+                "asked": asked[before:],
+            }
+
         for step in json.loads(steps_json):
             if step.get("list"):
                 tools = await client.list_tools()
                 print(json.dumps({"tools": [dump(t) for t in tools.tools]}), flush=True)
-                continue
-            before = len(asked)
-            result = await client.call_tool(step["tool"], step.get("args", {}))
-            text = "\n".join(c.text for c in result.content if getattr(c, "type", "") == "text")
-            print(
-                json.dumps(
-                    {
-                        "tool": step["tool"],
-                        "is_error": bool(result.is_error),
-                        "structured": result.structured_content,
-                        "text": text,
-                        "asked": asked[before:],
-                    }
-                ),
-                flush=True,
-            )
+            elif "parallel" in step:
+                # Sent together; the results in the order they came back.
+                done = []
+
+                async def track(s):
+                    done.append(await call(s))
+
+                await asyncio.gather(*(track(s) for s in step["parallel"]))
+                print(json.dumps({"parallel": done}), flush=True)
+            else:
+                print(json.dumps(await call(step)), flush=True)
 
 
 asyncio.run(main())
