@@ -6,8 +6,10 @@
 //!   a name before asking (to wait for a dependency) derives it with the same function.
 //! - [`vars`]: compose's `$VAR` syntax, evaluated by the driver against the variables it is
 //!   given and by the host, with none, to find the registries a compose file names literally.
+//! - [`calendar`]: civil dates, for the CLI's tables and the simulator's timestamps.
 //!
 //! Pure and dependency-free: it compiles for the host and for `wasm32-wasip2` alike.
 
+pub mod calendar;
 pub mod names;
 pub mod vars;
