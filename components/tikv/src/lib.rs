@@ -148,39 +148,28 @@ pub fn transfer_leader(http: &dyn Http, region_id: u64, to_store: u64) -> Result
     let start = http.now_ms();
     loop {
         let waited = http.now_ms().saturating_sub(start);
+        let answer = |confirmed| LeaderTransfer {
+            region_id,
+            from_store_id: from,
+            to_store_id: to_store,
+            confirmed,
+            waited_ms: waited,
+        };
         // PD has accepted the operator: a failure while watching does not undo it, so it is
         // reported as not yet confirmed (the caller keeps it in flight), never as failed.
         let leader = match region(http, region_id) {
             Ok(r) => r.and_then(|r| r.leader_store()),
             Err(e) => {
                 http.log(Level::Warn, &format!("region {region_id}: watching the transfer failed: {e}"));
-                return Ok(LeaderTransfer {
-                    region_id,
-                    from_store_id: from,
-                    to_store_id: to_store,
-                    confirmed: false,
-                    waited_ms: waited,
-                });
+                return Ok(answer(false));
             }
         };
         if leader == Some(to_store) {
-            return Ok(LeaderTransfer {
-                region_id,
-                from_store_id: from,
-                to_store_id: to_store,
-                confirmed: true,
-                waited_ms: waited,
-            });
+            return Ok(answer(true));
         }
         if waited >= TRANSFER_WAIT_MS {
             http.log(Level::Warn, &format!("region {region_id}: leader still on {leader:?} after {waited} ms"));
-            return Ok(LeaderTransfer {
-                region_id,
-                from_store_id: from,
-                to_store_id: to_store,
-                confirmed: false,
-                waited_ms: waited,
-            });
+            return Ok(answer(false));
         }
         http.sleep_ms(POLL_INTERVAL_MS);
     }

@@ -42,12 +42,12 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     if replay.skipped > 0 {
         eprintln!("warning: {} unreadable line(s) in {} were skipped", replay.skipped, path.display());
     }
-    let rounds = replay.events.iter().map(round_of);
+    let rounds = replay.events.iter().map(AuditEvent::round);
     let first = match args.last {
         Some(n) => rounds.max().unwrap_or(0).saturating_sub(n.saturating_sub(1)).max(1),
         None => 0,
     };
-    let events = replay.events.iter().filter(|e| args.last != Some(0) && round_of(e) >= first);
+    let events = replay.events.iter().filter(|e| args.last != Some(0) && e.round() >= first);
     if ctx.output == Output::Json {
         for e in events {
             render::json_line(e)?;
@@ -56,8 +56,9 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     }
     let mut t = Table::new(&["TIME (UTC)", "ROUND", "EVENT", "REGION", "TO", "RESULT", "DETAIL"]);
     for e in events {
+        let at = |time_ms: u64| Some((time_ms, e.round()));
         match e {
-            AuditEvent::Round { time_ms, round, policy, dry_run, stores, proposals, .. } => {
+            AuditEvent::Round { time_ms, policy, dry_run, stores, proposals, .. } => {
                 let flows: Vec<String> = stores
                     .iter()
                     .map(|s| {
@@ -66,76 +67,27 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
                     })
                     .collect();
                 let mode = if *dry_run { "dry run" } else { "apply" };
-                t.row(vec![
-                    render::utc(*time_ms),
-                    round.to_string(),
-                    "round".into(),
-                    String::new(),
-                    String::new(),
-                    format!("{} proposal(s), {mode}", proposals.len()),
-                    format!("{policy}; leader write flow {}", flows.join(" ")),
-                ]);
+                let summary = format!("{} proposal(s), {mode}", proposals.len());
+                let detail = format!("{policy}; leader write flow {}", flows.join(" "));
+                t.row(row(at(*time_ms), "round", None, summary, detail));
                 for p in proposals {
-                    let Action::TransferLeader { region_id, to_store_id } = p.action;
                     let why =
                         if p.detail.is_empty() { p.reason.clone() } else { format!("{} — {}", p.reason, p.detail) };
-                    t.row(vec![
-                        String::new(),
-                        String::new(),
-                        "proposal".into(),
-                        region_id.to_string(),
-                        to_store_id.to_string(),
-                        p.verdict.clone(),
-                        why,
-                    ]);
+                    t.row(row(None, "proposal", Some(p.action), p.verdict.clone(), why));
                 }
             }
-            AuditEvent::Start { time_ms, round, action } => {
-                let Action::TransferLeader { region_id, to_store_id } = *action;
-                t.row(vec![
-                    render::utc(*time_ms),
-                    round.to_string(),
-                    "start".into(),
-                    region_id.to_string(),
-                    to_store_id.to_string(),
-                    String::new(),
-                    "transfer-leader sent".into(),
-                ]);
+            AuditEvent::Start { time_ms, action, .. } => {
+                t.row(row(at(*time_ms), "start", Some(*action), String::new(), "transfer-leader sent".into()));
             }
-            AuditEvent::Outcome { time_ms, round, action, applied, detail } => {
-                let Action::TransferLeader { region_id, to_store_id } = *action;
-                t.row(vec![
-                    render::utc(*time_ms),
-                    round.to_string(),
-                    "outcome".into(),
-                    region_id.to_string(),
-                    to_store_id.to_string(),
-                    if *applied { "applied" } else { "failed" }.into(),
-                    detail.clone(),
-                ]);
+            AuditEvent::Outcome { time_ms, action, applied, detail, .. } => {
+                let result = if *applied { "applied" } else { "failed" };
+                t.row(row(at(*time_ms), "outcome", Some(*action), result.into(), detail.clone()));
             }
-            AuditEvent::Skipped { time_ms, round, action, detail } => {
-                let Action::TransferLeader { region_id, to_store_id } = *action;
-                t.row(vec![
-                    render::utc(*time_ms),
-                    round.to_string(),
-                    "skipped".into(),
-                    region_id.to_string(),
-                    to_store_id.to_string(),
-                    "not executed".into(),
-                    detail.clone(),
-                ]);
+            AuditEvent::Skipped { time_ms, action, detail, .. } => {
+                t.row(row(at(*time_ms), "skipped", Some(*action), "not executed".into(), detail.clone()));
             }
-            AuditEvent::RoundFailed { time_ms, round, policy, error, .. } => {
-                t.row(vec![
-                    render::utc(*time_ms),
-                    round.to_string(),
-                    "round".into(),
-                    String::new(),
-                    String::new(),
-                    "error".into(),
-                    format!("{policy}; {error}"),
-                ]);
+            AuditEvent::RoundFailed { time_ms, policy, error, .. } => {
+                t.row(row(at(*time_ms), "round", None, "error".into(), format!("{policy}; {error}")));
             }
         }
     }
@@ -143,6 +95,12 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn round_of(e: &AuditEvent) -> u64 {
-    e.round()
+/// One table row: `at` is (time, round), blank under a round's own row.
+fn row(at: Option<(u64, u64)>, event: &str, action: Option<Action>, result: String, detail: String) -> Vec<String> {
+    let (time, round) = at.map(|(t, r)| (render::utc(t), r.to_string())).unwrap_or_default();
+    let (region, to) = match action {
+        Some(Action::TransferLeader { region_id, to_store_id }) => (region_id.to_string(), to_store_id.to_string()),
+        None => Default::default(),
+    };
+    vec![time, round, event.into(), region, to, result, detail]
 }

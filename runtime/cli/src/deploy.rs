@@ -207,6 +207,12 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         resolved.grants.clone(),
         limits,
         ProgressHandle(ui.clone()),
+        // Looking changes nothing: the driver's Docker capability for status and logs can only read.
+        if matches!(local.action, Action::Status { .. } | Action::Logs { .. }) {
+            deploy::Access::ReadOnly
+        } else {
+            deploy::Access::ReadWrite
+        },
     )
     .await
     .map_err(|e| match e {

@@ -129,14 +129,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         .rev()
         .collect();
     let first_round = replay.events.iter().map(AuditEvent::round).max().unwrap_or(0).saturating_add(1);
-    // A time in the future (a clock set back, an edited log) would hold its region, or an
-    // in-flight slot, until then: it counts from now instead.
-    let mut state = replay.gate_state();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0);
-    state.last_action_ms.values_mut().for_each(|t| *t = (*t).min(now));
+    let state = replay.gate_state(operator_host::control::now_ms());
     let mut control = ControlLoop {
         subject_name: subject.name.clone(),
         policy_name: policy_file.name.clone(),

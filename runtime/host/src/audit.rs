@@ -264,7 +264,7 @@ impl Replay {
     /// in flight, starts and outcomes within `window_ms` of `now_ms` (cooldowns), the last
     /// `recent` outcomes (the policy's history) and the last round's event (the numbering).
     pub fn carry(&self, now_ms: u64, window_ms: u64, recent: usize) -> Vec<AuditEvent> {
-        let in_flight = self.gate_state().in_flight;
+        let in_flight = self.gate_state(now_ms).in_flight;
         let since = now_ms.saturating_sub(window_ms);
         let outcomes = self.events.iter().filter(|e| matches!(e, AuditEvent::Outcome { .. })).count();
         let mut outcome_index = 0usize;
@@ -296,13 +296,14 @@ impl Replay {
             .collect()
     }
 
-    /// The gate's state after these events: an action started and not ended is in flight; every
-    /// start counts for its region's cooldown.
-    pub fn gate_state(&self) -> GateState {
+    /// The gate's state at `now_ms` after these events: an action started and not ended is in
+    /// flight; every start counts for its region's cooldown. A start dated after `now_ms` (a
+    /// clock set back, an edited log) counts from now, or it would hold its region until then.
+    pub fn gate_state(&self, now_ms: u64) -> GateState {
         let mut state = GateState::default();
         for e in &self.events {
             match e {
-                AuditEvent::Start { time_ms, action, .. } => state.started(*action, *time_ms),
+                AuditEvent::Start { time_ms, action, .. } => state.started(*action, (*time_ms).min(now_ms)),
                 AuditEvent::Outcome { action, .. } => state.finished(action.region_id()),
                 AuditEvent::Round { .. } | AuditEvent::Skipped { .. } | AuditEvent::RoundFailed { .. } => {}
             }
@@ -363,7 +364,7 @@ mod tests {
         let replay = Replay::read(&path).expect("read");
         assert_eq!((replay.events.len(), replay.skipped), (6, 0));
         assert_eq!(replay.events.iter().map(AuditEvent::round).max(), Some(2));
-        let state = replay.gate_state();
+        let state = replay.gate_state(u64::MAX);
         assert_eq!(state.in_flight.keys().copied().collect::<Vec<_>>(), [11]);
         assert!(!state.last_action_ms.contains_key(&12));
         assert_eq!(state.last_action_ms.get(&10), Some(&1_000));
@@ -421,7 +422,7 @@ mod tests {
         let old = Replay::read(&dir.path().join("tikv.jsonl.1")).expect("the old log");
         assert_eq!(old.events, before.events);
         let after = Replay::read(&path).expect("read");
-        let state = after.gate_state();
+        let state = after.gate_state(u64::MAX);
         assert_eq!(state.in_flight.keys().copied().collect::<Vec<_>>(), [11, 13]);
         assert_eq!(state.last_action_ms.get(&11), Some(&1_000));
         assert_eq!(state.last_action_ms.get(&12), Some(&95_000));
@@ -429,6 +430,13 @@ mod tests {
         assert_eq!(after.events.iter().map(AuditEvent::round).max(), Some(7));
         // The policy's history: the last outcomes are carried even when old.
         assert!(before.carry(100_000, 0, 1).contains(&outcome(12, 96_000)));
+    }
+
+    #[test]
+    fn a_start_dated_in_the_future_counts_from_now() {
+        let replay = Replay { events: vec![start(10, 90_000)], skipped: 0 };
+        assert_eq!(replay.gate_state(5_000).last_action_ms.get(&10), Some(&5_000));
+        assert_eq!(replay.gate_state(100_000).last_action_ms.get(&10), Some(&90_000));
     }
 
     #[test]

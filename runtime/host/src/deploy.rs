@@ -505,6 +505,16 @@ impl Output for Result<LogStream, DeployError> {
     }
 }
 
+/// What a deployment driver may do to its project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Everything its grants allow (`up`, `down`, `restart`...).
+    ReadWrite,
+    /// Only list, inspect and read logs (`status`, `logs` for a caller that promises not to
+    /// change the project, as MCP's read-only tools do): every change is refused by name.
+    ReadOnly,
+}
+
 /// A deployment driver ready to call for one project.
 pub struct Deployer<'r> {
     _lock: ProjectLock,
@@ -515,6 +525,7 @@ pub struct Deployer<'r> {
 impl<'r> Deployer<'r> {
     /// Checks that `component` implements the DeploymentTarget contract, takes the project's
     /// lock, checks that the project is this host's to act on, and scopes Docker to it.
+    #[allow(clippy::too_many_arguments)]
     pub async fn open(
         runtime: &'r Runtime,
         component: &'r LoadedComponent,
@@ -523,35 +534,7 @@ impl<'r> Deployer<'r> {
         grants: DockerGrants,
         limits: Limits,
         progress: ProgressHandle,
-    ) -> Result<Self, OpenError> {
-        Self::open_scoped(runtime, component, project, engine, grants, limits, progress, false).await
-    }
-
-    /// [`Deployer::open`] for `status` and `logs` only: the driver's Docker capability refuses
-    /// every change to the project (for callers that promise not to change it, as MCP's
-    /// read-only tools do).
-    pub async fn open_read_only(
-        runtime: &'r Runtime,
-        component: &'r LoadedComponent,
-        project: ComposeProject,
-        engine: Arc<dyn DockerEngine>,
-        grants: DockerGrants,
-        limits: Limits,
-        progress: ProgressHandle,
-    ) -> Result<Self, OpenError> {
-        Self::open_scoped(runtime, component, project, engine, grants, limits, progress, true).await
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn open_scoped(
-        runtime: &'r Runtime,
-        component: &'r LoadedComponent,
-        project: ComposeProject,
-        engine: Arc<dyn DockerEngine>,
-        grants: DockerGrants,
-        limits: Limits,
-        progress: ProgressHandle,
-        read_only: bool,
+        access: Access,
     ) -> Result<Self, OpenError> {
         // The contract first: a mismatch needs neither the lock nor the engine.
         let inner = Sandboxed::bind(runtime, component, Policy::default())?;
@@ -564,7 +547,7 @@ impl<'r> Deployer<'r> {
         };
         let lock = ProjectLock::acquire(&project.name).await?;
         let docker = ScopedDocker::open(engine, scope, grants, progress.clone()).await.map_err(OpenError::Project)?;
-        let docker = if read_only { docker.read_only() } else { docker };
+        let docker = if access == Access::ReadOnly { docker.read_only() } else { docker };
         let policy = Policy { docker: Some(Arc::new(docker)), limits, progress, ..Policy::default() };
         Ok(Deployer { _lock: lock, inner: inner.with_policy(policy), project })
     }

@@ -64,6 +64,8 @@ pub(crate) struct Served {
     pub policy: Policy,
     pub file: ComponentFile,
     pub adapter: tokio::sync::OnceCell<LoadedComponent>,
+    /// Its deployment driver, loaded on the first deployment tool call.
+    pub driver: tokio::sync::OnceCell<LoadedComponent>,
     pub audit_path: PathBuf,
 }
 
@@ -108,7 +110,17 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             (None, _) => AuditLog::default_path(&subject.name)
                 .ok_or_else(|| UsageError("no home folder for the audit log; pass --audit PATH".into()))?,
         };
-        subjects.insert(name, Served { subject, policy, file, adapter: tokio::sync::OnceCell::new(), audit_path });
+        subjects.insert(
+            name,
+            Served {
+                subject,
+                policy,
+                file,
+                adapter: tokio::sync::OnceCell::new(),
+                driver: tokio::sync::OnceCell::new(),
+                audit_path,
+            },
+        );
     }
     let shared = Shared {
         runtime: ctx.runtime()?,

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use operator_host::audit::{AuditEvent, AuditLog, LimitsRecord, ProposalRecord, Replay, StoreSummary};
 use operator_host::control::{self, HOT_REGIONS_PER_ROUND, MAX_DETAIL, MAX_REASON, cut, leader_write_flow};
-use operator_host::deploy::ServiceStatus;
+use operator_host::deploy::{self, Access, ComposeProject, Deployer, ProjectSource, ServiceStatus};
 use operator_host::gate::{self, Action, GateState, Round, Verdict};
 use operator_host::policy::{Observation, PolicyClient};
 use operator_host::sandbox::{CallOutcome, FailedCall};
@@ -30,6 +30,9 @@ use super::{Served, Shared};
 const KEPT_PROPOSALS: usize = 1024;
 /// How long a proposal can be applied after `propose` returned it.
 const PROPOSAL_TTL_MS: u64 = 10 * 60 * 1000;
+/// Log lines `deployment_logs` returns at most, and their bytes.
+const MAX_LOG_LINES: usize = 2000;
+const MAX_LOG_BYTES: usize = 256 * 1024;
 /// Audit events `audit_log` returns at most, and their size as JSON at most.
 const MAX_EVENTS: usize = 1000;
 const MAX_AUDIT_BYTES: usize = 1 << 20;
@@ -63,8 +66,20 @@ impl From<FailedCall> for ToolError {
     }
 }
 
-fn fail<T>(e: ToolError) -> Result<Json<T>, CallToolResult> {
-    Err(e.into_result())
+impl From<operator_host::audit::AuditError> for ToolError {
+    fn from(e: operator_host::audit::AuditError) -> Self {
+        ToolError::new("audit", e.to_string(), None)
+    }
+}
+
+/// A tool's value as structured output, or its error as a tool error.
+async fn reply<T>(work: impl std::future::Future<Output = Result<T, ToolError>>) -> Result<Json<T>, CallToolResult> {
+    work.await.map(Json).map_err(ToolError::into_result)
+}
+
+/// A deployment driver's own error.
+fn driver_error(e: operator_host::deploy::DeployError) -> ToolError {
+    ToolError::new("deployment", cut(e.to_string(), MAX_DETAIL), None)
 }
 
 /// An adapter's result: the value, or its named error with a hint for the usual causes.
@@ -270,8 +285,8 @@ impl Server {
 
     /// The gate state the subject's audit log replays to (read without the lock: a preview).
     fn state(served: &Served) -> Result<GateState, ToolError> {
-        let replay = Replay::read(&served.audit_path).map_err(|e| ToolError::new("audit", e.to_string(), None))?;
-        Ok(clamped(replay.gate_state()))
+        let replay = Replay::read(&served.audit_path)?;
+        Ok(replay.gate_state(control::now_ms()))
     }
 
     /// Gates, confirms, executes and records one action.
@@ -334,8 +349,7 @@ impl Server {
 
         // For real: one action at a time per log, the audit log locked, a fresh observation.
         let _one = self.shared.acting_on(&served.audit_path).lock_owned().await;
-        let audit_err =
-            |e: operator_host::audit::AuditError| ToolError::new("audit", e.to_string(), None).into_result();
+        let audit_err = |e: operator_host::audit::AuditError| ToolError::from(e).into_result();
         let mut audit = AuditLog::open(&served.audit_path).map_err(audit_err)?;
         let mut replay = Replay::read(&served.audit_path).map_err(audit_err)?;
         let now = control::now_ms();
@@ -346,7 +360,7 @@ impl Server {
             replay = Replay { events: carry, skipped: 0 };
         }
         let round_no = replay.events.iter().map(AuditEvent::round).max().unwrap_or(0).saturating_add(1);
-        let mut state = clamped(replay.gate_state());
+        let mut state = replay.gate_state(now);
         let recent_starts = replay
             .events
             .iter()
@@ -450,13 +464,6 @@ fn refusal(name: &str, detail: &str) -> ToolError {
     )
 }
 
-/// Times in the future (a clock set back, an edited log) count from now.
-fn clamped(mut state: GateState) -> GateState {
-    let now = control::now_ms();
-    state.last_action_ms.values_mut().for_each(|t| *t = (*t).min(now));
-    state
-}
-
 #[tool_router]
 impl Server {
     /// The subjects served, the contracts they implement and the endpoints they may reach.
@@ -481,18 +488,11 @@ impl Server {
     /// Every store (node, member) of the subject's cluster, with state, capacity and leader count.
     #[tool(annotations(read_only_hint = true))]
     async fn get_stores(&self, Parameters(a): Parameters<SubjectArg>) -> Result<Json<Stores>, CallToolResult> {
-        let served = match self.shared.served(&a.subject) {
-            Ok(s) => s,
-            Err(e) => return fail(e),
-        };
-        let client = match self.client(served).await {
-            Ok(c) => c,
-            Err(e) => return fail(e),
-        };
-        match adapter_value(served, client.stores().await) {
-            Ok(stores) => Ok(Json(Stores { stores })),
-            Err(e) => fail(e),
-        }
+        reply(async {
+            let (served, client) = self.subject_client(&a.subject).await?;
+            adapter_value(served, client.stores().await).map(|stores| Stores { stores })
+        })
+        .await
     }
 
     /// The regions (replica groups) with the most write traffic, hottest first, with their leader and peers.
@@ -501,19 +501,12 @@ impl Server {
         &self,
         Parameters(a): Parameters<HotRegionsArgs>,
     ) -> Result<Json<Regions>, CallToolResult> {
-        let served = match self.shared.served(&a.subject) {
-            Ok(s) => s,
-            Err(e) => return fail(e),
-        };
-        let client = match self.client(served).await {
-            Ok(c) => c,
-            Err(e) => return fail(e),
-        };
-        let limit = a.limit.unwrap_or(10).min(HOT_REGIONS_PER_ROUND);
-        match adapter_value(served, client.hot_write_regions(limit).await) {
-            Ok(regions) => Ok(Json(Regions { regions })),
-            Err(e) => fail(e),
-        }
+        reply(async {
+            let (served, client) = self.subject_client(&a.subject).await?;
+            let limit = a.limit.unwrap_or(10).min(HOT_REGIONS_PER_ROUND);
+            adapter_value(served, client.hot_write_regions(limit).await).map(|regions| Regions { regions })
+        })
+        .await
     }
 
     /// Cluster-wide counts (stores, regions, leaders per store) and metric samples.
@@ -522,77 +515,84 @@ impl Server {
         &self,
         Parameters(a): Parameters<SubjectArg>,
     ) -> Result<Json<ClusterMetrics>, CallToolResult> {
-        let served = match self.shared.served(&a.subject) {
-            Ok(s) => s,
-            Err(e) => return fail(e),
-        };
-        let client = match self.client(served).await {
-            Ok(c) => c,
-            Err(e) => return fail(e),
-        };
-        match adapter_value(served, client.metrics().await) {
+        reply(async {
+            let (served, client) = self.subject_client(&a.subject).await?;
+            let mut m = adapter_value(served, client.metrics().await)?;
             // JSON has no NaN (Prometheus answers it routinely): such samples are left out.
-            Ok(mut m) => {
-                m.samples.retain(|s| s.value.is_finite());
-                Ok(Json(m))
-            }
-            Err(e) => fail(e),
-        }
+            m.samples.retain(|s| s.value.is_finite());
+            Ok(m)
+        })
+        .await
     }
 
     /// Runs a policy's decision on a fresh observation and returns its proposals with the gate's verdicts. Executes nothing; `apply_proposal` executes one.
     #[tool(annotations(read_only_hint = true))]
     async fn propose(&self, Parameters(a): Parameters<ProposeArgs>) -> Result<Json<Proposals>, CallToolResult> {
-        match self.propose_inner(a).await {
-            Ok(p) => Ok(Json(p)),
-            Err(e) => fail(e),
-        }
+        reply(self.propose_inner(a)).await
     }
 
     /// The subject's local cluster (`operator deploy local`): each service's container, state, health and ports.
     #[tool(annotations(read_only_hint = true))]
     async fn deployment_status(&self, Parameters(a): Parameters<SubjectArg>) -> Result<Json<Services>, CallToolResult> {
-        match self.deployment(&a.subject, None).await {
-            Ok(Deployment::Status(s)) => Ok(Json(s)),
-            Ok(Deployment::Logs(_)) => fail(ToolError::new("internal", "logs where a status was asked", None)),
-            Err(e) => fail(e),
-        }
+        reply(async {
+            let (project, driver, deployer) = self.deployment(&a.subject).await?;
+            let outcome = deployer.status().await?;
+            super::sandbox_args::report(&driver, &outcome.report);
+            Ok(Services { project, services: outcome.value.map_err(driver_error)? })
+        })
+        .await
     }
 
     /// The latest output of the subject's local cluster's containers (capped).
     #[tool(annotations(read_only_hint = true))]
     async fn deployment_logs(&self, Parameters(a): Parameters<LogsArgs>) -> Result<Json<Logs>, CallToolResult> {
-        let tail = a.tail.unwrap_or(100).min(1000);
-        match self.deployment(&a.subject, Some((a.service, tail))).await {
-            Ok(Deployment::Logs(l)) => Ok(Json(l)),
-            Ok(Deployment::Status(_)) => fail(ToolError::new("internal", "a status where logs were asked", None)),
-            Err(e) => fail(e),
-        }
+        reply(async {
+            let (project, driver, deployer) = self.deployment(&a.subject).await?;
+            let tail = a.tail.unwrap_or(100).min(1000);
+            let outcome = deployer.logs(a.service.into_iter().collect(), Some(tail), false).await?;
+            super::sandbox_args::report(&driver, &outcome.report);
+            let mut stream = outcome.value.map_err(driver_error)?;
+            let (mut lines, mut bytes, mut truncated) = (Vec::new(), 0usize, false);
+            while let Some(batch) = deploy::next_log_lines(&mut stream, std::time::Duration::from_secs(1)).await {
+                for l in batch {
+                    if lines.len() >= MAX_LOG_LINES || bytes >= MAX_LOG_BYTES {
+                        truncated = true;
+                        break;
+                    }
+                    let line = cut(l.line, MAX_DETAIL);
+                    bytes += line.len();
+                    let stream = if l.stderr { "stderr" } else { "stdout" }.into();
+                    lines.push(LogLine { service: l.service, container: l.container, stream, line });
+                }
+                if truncated {
+                    break;
+                }
+            }
+            Ok(Logs { project, lines, truncated })
+        })
+        .await
     }
 
     /// The latest records of the subject's audit log: rounds, proposals, verdicts, actions and outcomes.
     #[tool(annotations(read_only_hint = true))]
     async fn audit_log(&self, Parameters(a): Parameters<AuditArgs>) -> Result<Json<AuditEvents>, CallToolResult> {
-        let served = match self.shared.served(&a.subject) {
-            Ok(s) => s,
-            Err(e) => return fail(e),
-        };
-        let replay = match Replay::read(&served.audit_path) {
-            Ok(r) => r,
-            Err(e) => return fail(ToolError::new("audit", e.to_string(), None)),
-        };
-        // The latest events, newest kept first, within the count and 1 MiB of JSON.
-        let last = a.last.unwrap_or(50).min(MAX_EVENTS);
-        let (mut events, mut bytes) = (Vec::new(), 0usize);
-        for e in replay.events.into_iter().rev().take(last) {
-            bytes += serde_json::to_string(&e).map(|t| t.len()).unwrap_or(0);
-            if bytes > MAX_AUDIT_BYTES {
-                break;
+        reply(async {
+            let served = self.shared.served(&a.subject)?;
+            let replay = Replay::read(&served.audit_path)?;
+            // The latest events, newest kept first, within the count and 1 MiB of JSON.
+            let last = a.last.unwrap_or(50).min(MAX_EVENTS);
+            let (mut events, mut bytes) = (Vec::new(), 0usize);
+            for e in replay.events.into_iter().rev().take(last) {
+                bytes += serde_json::to_string(&e).map(|t| t.len()).unwrap_or(0);
+                if bytes > MAX_AUDIT_BYTES {
+                    break;
+                }
+                events.push(e);
             }
-            events.push(e);
-        }
-        events.reverse();
-        Ok(Json(AuditEvents { path: served.audit_path.display().to_string(), events, skipped: replay.skipped }))
+            events.reverse();
+            Ok(AuditEvents { path: served.audit_path.display().to_string(), events, skipped: replay.skipped })
+        })
+        .await
     }
 
     /// Moves the leader of a region to a store holding one of its peers. Gated like `operator run` (peers, up stores, cooldown, in-flight cap, health hold), confirmed by the person unless the server runs with --allow-actions, and recorded in the audit log.
@@ -638,18 +638,17 @@ impl Server {
     }
 }
 
-/// What a deployment tool returns.
-enum Deployment {
-    Status(Services),
-    Logs(Logs),
-}
-
 impl Server {
-    /// Runs the subject's deployment driver for `status`, or `logs` with (service, tail).
-    async fn deployment(&self, subject: &str, logs: Option<(Option<String>, u32)>) -> Result<Deployment, ToolError> {
+    /// The served subject and a client for its adapter.
+    async fn subject_client(&self, name: &str) -> Result<(&Served, SubjectClient<'_>), ToolError> {
+        let served = self.shared.served(name)?;
+        Ok((served, self.client(served).await?))
+    }
+
+    /// The subject's deployment driver, opened read-only on its project: (project, driver, it).
+    async fn deployment(&self, subject: &str) -> Result<(String, String, Deployer<'_>), ToolError> {
         use operator_host::capability::docker::bollard_engine::BollardEngine;
         use operator_host::capability::docker::engine::DockerEngine;
-        use operator_host::deploy::{self, ComposeProject, Deployer, ProjectSource};
 
         let served = self.shared.served(subject)?;
         let manifest = &served.subject.manifest;
@@ -674,51 +673,27 @@ impl Server {
             .components
             .resolve_in(&driver, dir)
             .map_err(|e| ToolError::new("not-found", e.to_string(), None))?;
-        let component = super::sandbox_args::load(&self.shared.runtime, &file)
-            .map_err(|e| ToolError::new("invalid-component", format!("{e:#}"), None))?;
+        let component = served
+            .driver
+            .get_or_try_init(|| async {
+                super::sandbox_args::load(&self.shared.runtime, &file)
+                    .map_err(|e| ToolError::new("invalid-component", format!("{e:#}"), None))
+            })
+            .await?;
         // These tools are annotated read-only: the driver's Docker capability is too.
-        let deployer = Deployer::open_read_only(
+        let deployer = Deployer::open(
             &self.shared.runtime,
-            &component,
+            component,
             project,
             engine,
             grants,
             deploy::default_limits(),
             Default::default(),
+            Access::ReadOnly,
         )
         .await
         .map_err(|e| ToolError::new("deployment", e.to_string(), None))?;
-        let driver_error =
-            |e: operator_host::deploy::DeployError| ToolError::new("deployment", cut(e.to_string(), MAX_DETAIL), None);
-        let Some((service, tail)) = logs else {
-            let outcome = deployer.status().await?;
-            super::sandbox_args::report(&file.name, &outcome.report);
-            return Ok(Deployment::Status(Services { project: name, services: outcome.value.map_err(driver_error)? }));
-        };
-        let outcome = deployer.logs(service.into_iter().collect(), Some(tail), false).await?;
-        super::sandbox_args::report(&file.name, &outcome.report);
-        let mut stream = outcome.value.map_err(driver_error)?;
-        let (mut lines, mut bytes, mut truncated) = (Vec::new(), 0usize, false);
-        while let Some(batch) = deploy::next_log_lines(&mut stream, std::time::Duration::from_secs(1)).await {
-            for l in batch {
-                if lines.len() >= 2000 || bytes >= 256 * 1024 {
-                    truncated = true;
-                    continue;
-                }
-                let line = cut(l.line, 4096);
-                bytes += line.len();
-                lines.push(LogLine {
-                    service: l.service,
-                    container: l.container,
-                    stream: if l.stderr { "stderr" } else { "stdout" }.into(),
-                    line,
-                });
-            }
-            if truncated {
-                break;
-            }
-        }
-        Ok(Deployment::Logs(Logs { project: name, lines, truncated }))
+        Ok((name, component.name.clone(), deployer))
     }
 
     async fn propose_inner(&self, a: ProposeArgs) -> Result<Proposals, ToolError> {
