@@ -62,6 +62,36 @@ fn main() {
     }
     generated.push_str("];\n");
     fs::write(out_dir.join("builtin_components.rs"), generated).expect("write builtin_components.rs");
+
+    embed_conformance(&root.join("runtime").join("conformance"), &out_dir);
+}
+
+/// Embeds the conformance cases (`runtime/conformance/<contract>/*.toml`) so `operator check`
+/// has its suites wherever the binary runs; a case file added there is picked up by the next
+/// build with no code.
+fn embed_conformance(dir: &Path, out_dir: &Path) {
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let mut generated = String::from("/// The built-in conformance cases: (contract, file name, text).\n");
+    generated.push_str("static CONFORMANCE: &[(&str, &str, &str)] = &[\n");
+    let mut contracts: Vec<PathBuf> =
+        fs::read_dir(dir).map(|e| e.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect()).unwrap_or_default();
+    contracts.sort();
+    for contract in contracts {
+        println!("cargo:rerun-if-changed={}", contract.display());
+        let name = contract.file_name().expect("a folder name").to_string_lossy().into_owned();
+        let mut files: Vec<PathBuf> = fs::read_dir(&contract)
+            .map(|e| e.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect())
+            .unwrap_or_default();
+        files.sort();
+        for file in files {
+            println!("cargo:rerun-if-changed={}", file.display());
+            let file_name = file.file_name().expect("a file name").to_string_lossy().into_owned();
+            writeln!(generated, "    ({name:?}, {file_name:?}, include_str!({:?})),", file.display().to_string())
+                .expect("writing to a String");
+        }
+    }
+    generated.push_str("];\n");
+    fs::write(out_dir.join("conformance_cases.rs"), generated).expect("write conformance_cases.rs");
 }
 
 /// Finds component crates: directories under `components/` whose Cargo.toml has

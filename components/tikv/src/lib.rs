@@ -16,6 +16,9 @@ pub mod bindings {
         path: "../../wit/since_v0.1.0",
         world: "subject-adapter",
         additional_derives: [PartialEq, Clone],
+        // Lets crates reusing the adapter (test components) export their own implementation
+        // with `tikv_adapter::bindings::export!`.
+        pub_export_macro: true,
     });
 }
 
@@ -175,9 +178,9 @@ pub fn transfer_leader(http: &dyn Http, region_id: u64, to_store: u64) -> Result
     }
 }
 
-/// The host's `http` import, for the component build.
+/// The host's http import, for the component build (reused by test components).
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-struct Host;
+pub struct Host;
 
 impl Http for Host {
     fn send(
@@ -202,7 +205,7 @@ impl Http for Host {
     }
 }
 
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+#[cfg_attr(not(all(target_arch = "wasm32", feature = "export")), allow(dead_code))]
 struct Adapter;
 
 impl Guest for Adapter {
@@ -228,8 +231,10 @@ impl Guest for Adapter {
 }
 
 // Exported only from the wasm build: the export symbols' names (`operator:core/subject@...`)
-// cannot go into a native shared library, and natively the crate is used as a library.
-#[cfg(target_arch = "wasm32")]
+// cannot go into a native shared library, and natively the crate is used as a library. The
+// `export` feature (on by default) can turn it off: test components that reuse the adapter as a
+// library export their own implementation instead.
+#[cfg(all(target_arch = "wasm32", feature = "export"))]
 bindings::export!(Adapter with_types_in bindings);
 
 #[cfg(test)]

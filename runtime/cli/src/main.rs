@@ -10,6 +10,7 @@
 
 mod audit;
 mod call;
+mod check;
 mod components;
 mod deploy;
 mod inspect;
@@ -45,9 +46,9 @@ struct Global {
     /// More output: -v shows cache use, timings and component info logs; -vv debug; -vvv trace.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
-    /// Output format.
-    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table, global = true)]
-    output: Output,
+    /// Output format (`junit`: `operator check` only).
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputArg::Table, global = true)]
+    output: OutputArg,
     /// Directory for compiled components [default: $XDG_CACHE_HOME/operator].
     #[arg(long, env = "OPERATOR_CACHE_DIR", global = true, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
@@ -74,6 +75,15 @@ pub enum Output {
     Json,
 }
 
+/// The `--output` flag: the formats every command prints, and JUnit XML for `check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OutputArg {
+    Table,
+    Json,
+    /// JUnit XML, for CI (`operator check`).
+    Junit,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Observe or act on a subject's cluster through its adapter.
@@ -94,6 +104,8 @@ enum Command {
     Audit(audit::Args),
     /// Serve the subjects as MCP tools over stdio, for AI assistants (changes gated and confirmed).
     Mcp(mcp::Args),
+    /// Run a contract's conformance suite against a component: rules, faults, costs, grants.
+    Check(check::Args),
 }
 
 /// A usage error: wrong name, flag value or arguments (exit code 2).
@@ -142,8 +154,9 @@ fn main() -> ExitCode {
     } else if let Some(dir) = &cli.global.cache_dir {
         runtime_options.cache_dir = Some(dir.clone());
     }
+    let junit = cli.global.output == OutputArg::Junit;
     let ctx = Context {
-        output: cli.global.output,
+        output: if cli.global.output == OutputArg::Json { Output::Json } else { Output::Table },
         components: sources::components(component_dirs),
         subjects: Subjects::new(subject_dirs),
         runtime_options,
@@ -157,6 +170,9 @@ fn main() -> ExitCode {
         }
     };
     let result = tokio.block_on(async {
+        if junit && !matches!(cli.command, Command::Check(_)) {
+            return Err(UsageError("--output junit is for `operator check`; use table or json here".into()).into());
+        }
         match cli.command {
             Command::Subject(args) => subject::run(&ctx, args).await,
             Command::Inspect(args) => inspect::run(&ctx, args),
@@ -167,6 +183,7 @@ fn main() -> ExitCode {
             Command::Run(args) => run::run(&ctx, args).await,
             Command::Audit(args) => audit::run(&ctx, args),
             Command::Mcp(args) => mcp::run(&ctx, args).await,
+            Command::Check(args) => check::run(&ctx, args, junit).await,
         }
     });
     // Do not wait for a guest still blocked in a host call to notice it was cancelled.

@@ -16,6 +16,7 @@ mod bindings;
 pub mod cache;
 pub mod call;
 pub mod capability;
+pub mod conformance;
 pub mod contract;
 pub mod control;
 pub mod deploy;

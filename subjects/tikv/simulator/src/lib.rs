@@ -48,6 +48,10 @@ pub struct SimArgs {
     /// A stopped store is Down after this (PD's max-store-down-time).
     #[arg(long, default_value = "30m", value_parser = parse_duration)]
     pub down_after: Duration,
+    /// First id the allocator hands out (above 2^53 = 9007199254740992 to test that ids
+    /// never go through floating point).
+    #[arg(long, default_value_t = 1)]
+    pub first_id: u64,
 }
 
 impl SimArgs {
@@ -61,6 +65,7 @@ impl SimArgs {
             operator_delay: self.operator_delay,
             disconnect_after: self.disconnect_after,
             down_after: self.down_after,
+            first_id: self.first_id,
             ..Config::default()
         }
     }

@@ -25,6 +25,9 @@ pub struct Config {
     pub down_after: Duration,
     /// Total write throughput of the cluster, bytes per second.
     pub write_rate: f64,
+    /// Ids are allocated from here up (PD's allocator starts at 1; a base above 2^53 makes
+    /// ids that a JSON parser going through floating point would round).
+    pub first_id: u64,
 }
 
 impl Default for Config {
@@ -38,6 +41,7 @@ impl Default for Config {
             disconnect_after: Duration::from_secs(20),
             down_after: Duration::from_secs(30 * 60),
             write_rate: 24.0 * 1024.0 * 1024.0,
+            first_id: 1,
         }
     }
 }
@@ -202,10 +206,11 @@ impl Cluster {
     /// contiguous (1, 4, 5, ...) and regions and peers share the id space.
     pub fn new(config: Config) -> Cluster {
         let mut rng = Rng::new(config.seed);
-        let mut next_id = 0u64;
+        let mut next_id = config.first_id.max(1);
         let mut alloc = || {
-            next_id += 1;
-            next_id
+            let id = next_id;
+            next_id = next_id.saturating_add(1);
+            id
         };
         let now = SystemTime::now();
         let store_count = config.stores.max(1);

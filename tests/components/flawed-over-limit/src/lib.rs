@@ -1,0 +1,43 @@
+//! Test fixture for `operator check`: the TiKV adapter whose `get-hot-write-regions(limit)` answers
+//! as if asked for `limit + 1` (one region for a limit of 0). It breaks rule `hot-regions-limit` and
+//! nothing else.
+
+use tikv_adapter::Host;
+use tikv_adapter::bindings::exports::operator::core::subject::Guest;
+use tikv_adapter::bindings::operator::core::types::{
+    ClusterMetrics, LeaderTransfer, Region, Store, SubjectError, SubjectInfo,
+};
+
+/// The real adapter, but for its flaw.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+struct Flawed;
+
+impl Guest for Flawed {
+    fn describe() -> SubjectInfo {
+        SubjectInfo {
+            description: "TiKV adapter with a flaw: hot regions over the limit".into(),
+            ..tikv_adapter::describe()
+        }
+    }
+
+    fn get_stores() -> Result<Vec<Store>, SubjectError> {
+        tikv_adapter::stores(&Host)
+    }
+
+    fn get_hot_write_regions(limit: u32) -> Result<Vec<Region>, SubjectError> {
+        // The flaw: one more than asked.
+        tikv_adapter::hot_write_regions(&Host, limit.saturating_add(1))
+    }
+
+    fn get_cluster_metrics() -> Result<ClusterMetrics, SubjectError> {
+        tikv_adapter::metrics(&Host)
+    }
+
+    fn transfer_leader(region_id: u64, to_store_id: u64) -> Result<LeaderTransfer, SubjectError> {
+        tikv_adapter::transfer_leader(&Host, region_id, to_store_id)
+    }
+}
+
+// Exported only from the wasm build, like the real adapter.
+#[cfg(target_arch = "wasm32")]
+tikv_adapter::bindings::export!(Flawed with_types_in tikv_adapter::bindings);
