@@ -468,3 +468,58 @@ fn the_python_component_implements_the_subject_world_and_needs_nothing_the_sandb
         assert!(!host.starts_with("NOT PROVIDED"), "{name}: {host}");
     }
 }
+
+#[test]
+fn etcd_check_passes_every_case_that_applies_against_the_real_cluster() {
+    let cluster = LocalEtcd::start();
+    let r = run(operator().args(["check", "etcd", "--allow-writes", "--output", "json"]).args(cluster.endpoints()));
+    let report: Value =
+        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", r.stdout, r.stderr));
+    r.expect_code(0);
+    assert_eq!(report["summary"]["failed"], 0, "{}", report["summary"]);
+    assert!(
+        report["cluster"].as_str().expect("cluster").starts_with("real endpoints: etcd1="),
+        "{}",
+        report["cluster"]
+    );
+    // What cannot apply says why: the simulator's own truth, and a store without a peer (etcd
+    // is one raft group on every member).
+    let not_run: Vec<(String, String)> = report["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter(|c| c["status"] == "not-run")
+        .map(|c| {
+            (c["case"].as_str().unwrap_or_default().to_string(), c["reason"].as_str().unwrap_or_default().to_string())
+        })
+        .collect();
+    assert!(not_run.iter().any(|(c, why)| c == "ids-above-2-53" && why.contains("simulator")), "{not_run:?}");
+    assert!(
+        not_run.iter().any(|(c, why)| c == "transfer-to-non-peer" && why.contains("every up store holds a peer")),
+        "{not_run:?}"
+    );
+    assert!(not_run.len() <= 5, "{not_run:?}");
+    // The leader really moved to a follower (an etcd member), and the faults were each named.
+    let transfer = report["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .find(|c| c["case"] == "transfer-to-follower")
+        .expect("the transfer case");
+    assert_eq!(transfer["status"], "pass", "{transfer}");
+    assert!(
+        report["summary"]["requests"].to_string().contains("/v3/maintenance/transfer-leadership"),
+        "{}",
+        report["summary"]
+    );
+    // Without --allow-writes, nothing that changes the cluster runs against it.
+    let r = run(operator().args(["check", "etcd", "--output", "json"]).args(cluster.endpoints()));
+    let report: Value = serde_json::from_str(&r.stdout).expect("JSON");
+    let writes = report["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter(|c| c["case"].as_str().is_some_and(|n| n.starts_with("transfer-to-")))
+        .all(|c| c["reason"].as_str().is_some_and(|w| w.contains("--allow-writes")));
+    assert!(writes, "{report}");
+}

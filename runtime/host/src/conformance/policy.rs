@@ -327,12 +327,20 @@ impl PolicyRunner<'_> {
         for rule in &rules {
             match rule {
                 RuleId::NoTrap => findings.push(match errors.iter().find(|e| matches!(e, CallError::Trap { .. })) {
-                    Some(e) => Finding { rule: *rule, passed: false, detail: super::subject_text(&e.to_string()) },
+                    Some(e) => Finding {
+                        rule: *rule,
+                        passed: false,
+                        detail: super::subject_text(e.to_string().lines().next().unwrap_or_default()),
+                    },
                     None => Finding { rule: *rule, passed: true, detail: "no trap".into() },
                 }),
                 RuleId::WithinLimits => {
                     findings.push(match errors.iter().find(|e| !matches!(e, CallError::Trap { .. })) {
-                        Some(e) => Finding { rule: *rule, passed: false, detail: super::subject_text(&e.to_string()) },
+                        Some(e) => Finding {
+                            rule: *rule,
+                            passed: false,
+                            detail: super::subject_text(e.to_string().lines().next().unwrap_or_default()),
+                        },
                         None => Finding { rule: *rule, passed: true, detail: "within its limits".into() },
                     })
                 }
