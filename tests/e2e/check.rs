@@ -271,11 +271,105 @@ fn a_policy_suite_passes_the_projects_policies_and_a_required_parameter_is_asked
 fn check_refuses_what_does_not_apply_with_a_usage_error() {
     check(&["hot-write-balance", "--learn"]).expect_code(2).stderr_has("a policy makes no request");
     check(&["tikv", "--param", "a=1"]).expect_code(2).stderr_has("--param is for policies");
-    check(&["compose"]).expect_code(2).stderr_has("no conformance suite for deployment drivers");
+    check(&["tikv", "--subject", "etcd"]).expect_code(2).stderr_has("this is no driver");
+    check(&["compose", "--learn", "--subject", "etcd"])
+        .expect_code(2)
+        .stderr_has("a deployment driver reaches Docker only");
     check(&["no-such-component"]).expect_code(2);
     run(operator().args(["components", "--output", "junit"]))
         .expect_code(2)
         .stderr_has("--output junit is for `operator check`");
     let hostile = test_component("hostile");
     check(&[hostile.to_str().expect("utf-8")]).expect_code(2).stderr_has("exports none of the operator's contracts");
+}
+
+/// A one-service project with a healthcheck, a named volume and the default network.
+const MINI_PROJECT: &str = r#"
+services:
+  kv:
+    image: operator/etcd:3.4.23-debian
+    command: ["etcd", "--data-dir=/var/lib/etcd"]
+    healthcheck:
+      test: ["CMD", "etcdctl", "--endpoints=http://127.0.0.1:2379", "endpoint", "health"]
+      interval: 1s
+      timeout: 2s
+      retries: 30
+    volumes:
+      - data:/var/lib/etcd
+volumes:
+  data:
+"#;
+
+/// The project a deployment check used (`project opcheck-<pid>` in its cluster line).
+fn check_project(report: &Value) -> String {
+    let cluster = report["cluster"].as_str().expect("cluster");
+    let start = cluster.find("project ").expect("a project") + "project ".len();
+    cluster[start..].split_whitespace().next().expect("a name").to_string()
+}
+
+#[test]
+fn check_passes_the_compose_driver_on_a_real_project_and_leaves_nothing() {
+    let _lock = crate::deploy::docker_lock();
+    crate::deploy::etcd_images();
+    let (subjects, _) = crate::deploy::project_dir(MINI_PROJECT, None);
+    let r = run(operator().arg("--subjects-dir").arg(subjects.path()).args([
+        "check",
+        "compose",
+        "--subject",
+        "case",
+        "-o",
+        "json",
+    ]));
+    let report = json(&r);
+    let project = check_project(&report);
+    r.expect_code(0);
+    assert_eq!(report["contract"], "deployment-target");
+    let cases: Vec<(&str, &str)> = report["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|c| (c["case"].as_str().expect("case"), c["status"].as_str().expect("status")))
+        .collect();
+    assert_eq!(
+        cases,
+        [
+            ("1-up", "pass"),
+            ("2-up-again", "pass"),
+            ("3-status", "pass"),
+            ("4-logs", "pass"),
+            ("5-restart", "pass"),
+            ("6-down", "pass"),
+            ("7-down-again", "pass")
+        ],
+        "{report}"
+    );
+    assert!(report.to_string().contains("untouched"), "the second up is judged by the engine: {report}");
+    assert_eq!(crate::deploy::leftovers(&project), Vec::<String>::new());
+    // The check needs a project to deploy, and says so.
+    check(&["compose"]).expect_code(2).stderr_has("--subject NAME");
+}
+
+#[test]
+fn a_driver_that_lies_and_leaves_resources_fails_and_the_check_removes_what_it_left() {
+    let _lock = crate::deploy::docker_lock();
+    crate::deploy::etcd_images();
+    // The hostile driver's `up` creates the project's network, tries a container without one
+    // and reports a failure; its `down` removes nothing and says Ok.
+    let compose = "services:\n  a:\n    image: operator/etcd:3.4.23-debian\nx-attack: no-network\n";
+    let (subjects, _) = crate::deploy::project_dir(compose, None);
+    let driver = test_component("hostile-driver");
+    let r = run(operator().arg("--subjects-dir").arg(subjects.path()).arg("check").arg(&driver).args([
+        "--subject",
+        "case",
+        "-o",
+        "json",
+    ]));
+    let report = json(&r);
+    let project = check_project(&report);
+    r.expect_code(1).stderr_has("the check removed it at the engine");
+    let rules = failed_rules(&report);
+    assert_eq!(rules, BTreeSet::from(["answers".to_string(), "down-leaves-nothing".to_string()]), "{report}");
+    assert!(report.to_string().contains("left behind: networks"), "{report}");
+    assert_eq!(crate::deploy::leftovers(&project), Vec::<String>::new());
+    crate::deploy::scrub(&project);
 }

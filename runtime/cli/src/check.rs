@@ -64,6 +64,13 @@ pub struct Args {
     /// A policy parameter for every `decide` (policy suites), e.g. store=1.
     #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
     params: Vec<(String, String)>,
+    /// The subject whose compose project a deployment driver deploys (deployment-target
+    /// suites), under a project name of the check's own.
+    #[arg(long, value_name = "SUBJECT")]
+    subject: Option<String>,
+    /// How long `up --wait` may take (deployment-target suites).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "120s")]
+    wait_timeout: Duration,
     #[command(flatten)]
     sandbox: SandboxArgs,
 }
@@ -80,6 +87,10 @@ enum ContractArg {
 enum Profile {
     Production,
     Strict,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    s.parse::<operator_host::limits::HumanDuration>().map(|d| d.0).map_err(|e| e.to_string())
 }
 
 fn parse_param(s: &str) -> Result<(String, String), String> {
@@ -175,14 +186,7 @@ pub async fn run(ctx: &Context, args: Args, junit: bool) -> anyhow::Result<()> {
     let file = ctx.components.resolve(&args.component)?;
     let inspection = operator_host::inspect::inspect(&file.bytes)?;
     let contract = match (args.contract, inspection.contract.as_deref()) {
-        (Some(ContractArg::DeploymentTarget), _) | (None, Some("deployment-driver")) => {
-            return Err(UsageError(
-                "there is no conformance suite for deployment drivers yet: `operator check` covers the Subject and \
-                 policy contracts; check a driver with `operator deploy local` against a test project"
-                    .into(),
-            )
-            .into());
-        }
+        (Some(ContractArg::DeploymentTarget), _) | (None, Some("deployment-driver")) => Contract::DeploymentTarget,
         (Some(ContractArg::Subject), _) | (None, Some("subject-adapter")) => Contract::Subject,
         (Some(ContractArg::Policy), _) | (None, Some("policy-component")) => Contract::Policy,
         (None, _) => {
@@ -201,14 +205,24 @@ pub async fn run(ctx: &Context, args: Args, junit: bool) -> anyhow::Result<()> {
         )
         .into());
     }
-    if contract == Contract::Subject && !args.params.is_empty() {
-        return Err(UsageError("--param is for policies; a Subject adapter takes none".into()).into());
+    if contract != Contract::Policy && !args.params.is_empty() {
+        return Err(UsageError("--param is for policies".into()).into());
+    }
+    if contract == Contract::DeploymentTarget && (args.learn || !args.sandbox.endpoints.is_empty() || args.allow_writes)
+    {
+        return Err(UsageError(
+            "a deployment driver reaches Docker only: --learn, --endpoint and --allow-writes are for Subject adapters"
+                .into(),
+        )
+        .into());
+    }
+    if contract != Contract::DeploymentTarget && args.subject.is_some() {
+        return Err(
+            UsageError("--subject names the project a deployment driver deploys; this is no driver".into()).into()
+        );
     }
 
-    let mut suite = builtin(contract)?;
-    for dir in &args.cases {
-        suite.add_dir(dir, builtin_defaults(contract))?;
-    }
+    let suite = builtin_or(&args.cases, contract)?;
     let known_path = args.known_failures.clone().or_else(|| match &file.source {
         operator_host::registry::ComponentSource::File(p) => {
             let beside = p.with_extension("known-failures.toml");
@@ -238,6 +252,11 @@ pub async fn run(ctx: &Context, args: Args, junit: bool) -> anyhow::Result<()> {
     let component = sandbox_args::load(&runtime, &file)?;
 
     let (results, cluster, grants_text, asked) = match contract {
+        Contract::DeploymentTarget => {
+            let (results, cluster, grants) =
+                check_driver(ctx, &args, &runtime, &component, &base, &suite, known).await?;
+            (results, cluster, grants, None)
+        }
         Contract::Policy => {
             check_params(&runtime, &component, &base, &file.name, &args.params).await?;
             let runner = PolicyRunner {
@@ -392,6 +411,89 @@ async fn check_params(
         .into());
     }
     Ok(())
+}
+
+/// Runs the DeploymentTarget suite: the subject's compose project under a name of the check's
+/// own, on this machine's Docker engine. Returns the results, the cluster and grants lines.
+async fn check_driver(
+    ctx: &Context,
+    args: &Args,
+    runtime: &operator_host::Runtime,
+    component: &operator_host::LoadedComponent,
+    base: &operator_host::Policy,
+    suite: &Suite,
+    known: KnownFailures,
+) -> anyhow::Result<(Vec<CaseResult>, String, String)> {
+    use operator_host::capability::docker::bollard_engine::BollardEngine;
+    use operator_host::capability::docker::engine::DockerEngine;
+    use operator_host::conformance::deployment::DeploymentRunner;
+    use operator_host::deploy::{self, ComposeProject, ProjectSource};
+
+    let Some(subject_name) = &args.subject else {
+        return Err(UsageError(format!(
+            "a deployment driver is checked by deploying a project: --subject NAME (available: {})",
+            ctx.subjects.names().join(", ")
+        ))
+        .into());
+    };
+    let subject = ctx.subjects.find(subject_name)?;
+    let manifest = args.sandbox.manifest(Some(subject.manifest.clone()))?;
+    let grants = deploy::grants(manifest.as_ref(), &subject.dir)?;
+    // A name of its own: the check never touches the user's deployment of the subject.
+    let name = format!("opcheck-{}", std::process::id());
+    let src = ProjectSource {
+        name_flag: Some(&name),
+        subject: Some(subject_name),
+        ..ProjectSource::new(&subject.dir, manifest.as_ref(), &grants)
+    };
+    let project = ComposeProject::resolve(&src)?;
+    let engine: Arc<dyn DockerEngine> = Arc::new(BollardEngine::connect()?);
+    engine.ping().await?;
+    let mut limits = deploy::default_limits();
+    limits.deadline = limits.deadline.min(base.limits.deadline);
+    let cluster = format!(
+        "Docker ({}): project {name} from {}",
+        engine.describe(),
+        project.files.first().map(|(p, _)| p.display().to_string()).unwrap_or_default()
+    );
+    let grants_text = match &manifest {
+        Some(m) => format!("{} [deployment.docker]", m.path.display()),
+        None => "none: the project's own resources only".into(),
+    };
+    let runner = DeploymentRunner {
+        runtime,
+        component,
+        project,
+        engine,
+        grants,
+        limits,
+        wait_timeout: args.wait_timeout,
+        known,
+    };
+    let (results, removed) = tokio::select! {
+        r = runner.run(suite) => r,
+        _ = tokio::signal::ctrl_c() => {
+            let removed = runner.clean_up().await;
+            eprintln!("interrupted; project {name} taken down{}", if removed.is_empty() { String::new() } else { format!(" ({} removed at the engine)", removed.len()) });
+            return Err(Reported.into());
+        }
+    };
+    if !removed.is_empty() {
+        eprintln!(
+            "warning: the driver left {} of project {name} behind; the check removed it at the engine",
+            escape(&removed.join(", "))
+        );
+    }
+    Ok((results, cluster, grants_text))
+}
+
+/// The built-in suite of `contract` with the cases of `dirs` added.
+fn builtin_or(dirs: &[PathBuf], contract: Contract) -> anyhow::Result<Suite> {
+    let mut suite = builtin(contract)?;
+    for dir in dirs {
+        suite.add_dir(dir, builtin_defaults(contract))?;
+    }
+    Ok(suite)
 }
 
 /// One line: trust it or not, and why.

@@ -27,6 +27,7 @@ pub const DEFAULTS_FILE: &str = "defaults.toml";
 pub enum Contract {
     Subject,
     Policy,
+    DeploymentTarget,
 }
 
 impl Contract {
@@ -35,6 +36,7 @@ impl Contract {
         match self {
             Contract::Subject => "subject",
             Contract::Policy => "policy",
+            Contract::DeploymentTarget => "deployment-target",
         }
     }
 }
@@ -50,6 +52,12 @@ pub enum Call {
     TransferLeader,
     /// A policy's `decide` (policy suites).
     Decide,
+    /// A deployment driver's operations (deployment-target suites).
+    Up,
+    Down,
+    Status,
+    Logs,
+    Restart,
 }
 
 impl Call {
@@ -62,6 +70,11 @@ impl Call {
             Call::GetClusterMetrics => "get-cluster-metrics",
             Call::TransferLeader => "transfer-leader",
             Call::Decide => "decide",
+            Call::Up => "up",
+            Call::Down => "down",
+            Call::Status => "status",
+            Call::Logs => "logs",
+            Call::Restart => "restart",
         }
     }
 }
@@ -178,6 +191,18 @@ pub enum RuleId {
     ProposalsPassGate,
     /// Applying its own proposals, the policy comes to rest (proposes nothing).
     Settles,
+    /// After `up`, every service runs (and is healthy, with a healthcheck), as the engine says.
+    UpRunning,
+    /// A second `up` changes nothing: the same containers, none stopped, started or replaced.
+    IdempotentUp,
+    /// `status` lists the project's containers and states as the engine has them.
+    StatusMatchesEngine,
+    /// `logs` without follow opens a stream that ends.
+    LogsEnd,
+    /// `restart` restarts every container in place and they run again.
+    RestartRestarts,
+    /// After `down` (volumes too), the engine has no container, network or volume of the project.
+    DownLeavesNothing,
 }
 
 impl RuleId {
@@ -489,15 +514,26 @@ fn validate(contract: Contract, case: &Case) -> Result<(), String> {
     if case.calls.is_empty() {
         return Err("no `call` (or `calls`) given".into());
     }
-    let policy_call = |c: &Call| *c == Call::Decide || *c == Call::Describe;
-    match contract {
-        Contract::Subject if case.calls.contains(&Call::Decide) => {
-            return Err("`decide` is a policy's operation, not a Subject's".into());
-        }
-        Contract::Policy if !case.calls.iter().all(policy_call) => {
-            return Err("a policy case calls `describe` or `decide`".into());
-        }
-        _ => {}
+    let subject_call = |c: &Call| {
+        matches!(
+            c,
+            Call::Describe
+                | Call::GetStores
+                | Call::GetHotWriteRegions
+                | Call::GetClusterMetrics
+                | Call::TransferLeader
+        )
+    };
+    let policy_call = |c: &Call| matches!(c, Call::Decide | Call::Describe);
+    let deployment_call = |c: &Call| matches!(c, Call::Up | Call::Down | Call::Status | Call::Logs | Call::Restart);
+    let fits = match contract {
+        Contract::Subject => case.calls.iter().all(subject_call),
+        Contract::Policy => case.calls.iter().all(policy_call),
+        Contract::DeploymentTarget => case.calls.iter().all(deployment_call),
+    };
+    if !fits {
+        let calls: Vec<&str> = case.calls.iter().map(|c| c.name()).collect();
+        return Err(format!("{} is not an operation of the {} contract", calls.join(", "), contract.name()));
     }
     if case.expect == Expect::Error && case.errors.is_empty() {
         return Err("`expect = \"error\"` needs `errors`, the kinds accepted".into());

@@ -10,6 +10,7 @@
 //! finding is about, so a failure says which promise of the contract was broken.
 
 pub mod case;
+pub mod deployment;
 pub mod learn;
 pub mod policy;
 pub mod probe;
