@@ -143,7 +143,7 @@ fn an_adapter_without_a_manifest_is_told_which_grants_it_needs_and_learn_prints_
         .stdout_has("GET     pd          /pd/api/v1/config")
         .stdout_has("The grants it needs")
         .stdout_has("PASS: ");
-    assert!(r.stdout.lines().count() < 80, "more than a screen:\n{}", r.stdout);
+    assert!(r.stdout.lines().count() < 60, "more than a screen:\n{}", r.stdout);
 
     let r = check(&[flawed.to_str().expect("utf-8"), "--learn"]);
     r.expect_code(0).stderr_has("PASS");

@@ -203,7 +203,7 @@ impl SubjectRunner<'_> {
         };
         // Reads first, then the cases that change the cluster (their moves would show in reads).
         let mut order: Vec<&NamedCase> = suite.cases.iter().collect();
-        order.sort_by_key(|c| c.case.calls.contains(&Call::TransferLeader) && c.case.fault == Fault::None);
+        order.sort_by_key(|c| c.case.calls.contains(&Call::TransferLeader) && c.case.is_clean());
         for named in order {
             for &call in &named.case.calls {
                 let mut r = self.run_call(named, call, targets, actions.as_deref(), &mut used_regions).await;
