@@ -270,6 +270,9 @@ fn a_policy_suite_passes_the_projects_policies_and_a_required_parameter_is_asked
 #[test]
 fn check_refuses_what_does_not_apply_with_a_usage_error() {
     check(&["hot-write-balance", "--learn"]).expect_code(2).stderr_has("a policy makes no request");
+    check(&["tikv", "--learn", "--endpoint", "pd=http://127.0.0.1:9"])
+        .expect_code(2)
+        .stderr_has("only done on the simulator");
     check(&["tikv", "--param", "a=1"]).expect_code(2).stderr_has("--param is for policies");
     check(&["tikv", "--subject", "etcd"]).expect_code(2).stderr_has("this is no driver");
     check(&["compose", "--learn", "--subject", "etcd"])
@@ -372,4 +375,30 @@ fn a_driver_that_lies_and_leaves_resources_fails_and_the_check_removes_what_it_l
     assert!(report.to_string().contains("left behind: networks"), "{report}");
     assert_eq!(crate::deploy::leftovers(&project), Vec::<String>::new());
     crate::deploy::scrub(&project);
+}
+
+/// On the simulator only the simulator's endpoints are granted: a manifest's other endpoints
+/// would point at a real cluster, so nothing may reach them.
+#[test]
+fn on_the_simulator_an_endpoint_it_does_not_serve_is_never_reached() {
+    crate::harness::etcd_component();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("non-blocking");
+    let port = listener.local_addr().expect("addr").port();
+    let text = std::fs::read_to_string(crate::harness::root().join("subjects/etcd/operator.toml")).expect("read");
+    let text = text
+        .replace("127.0.0.1:22379", &format!("127.0.0.1:{port}"))
+        .replace("127.0.0.1:32379", &format!("127.0.0.1:{port}"))
+        .replace("127.0.0.1:2379", &format!("127.0.0.1:{port}"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = dir.path().join("operator.toml");
+    std::fs::write(&manifest, text).expect("write");
+    let r = check(&["etcd", "--manifest", manifest.to_str().expect("utf-8"), "-o", "json"]);
+    let report = json(&r);
+    r.expect_code(1);
+    assert!(report["notes"].to_string().contains("etcd1, etcd2, etcd3 are not served here"), "{}", report["notes"]);
+    match listener.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("something reached the manifest's endpoint: {other:?}"),
+    }
 }

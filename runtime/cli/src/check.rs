@@ -46,8 +46,8 @@ pub struct Args {
     /// Add the cases (`*.toml`) of DIR; a case with a built-in case's name replaces it.
     #[arg(long = "cases", value_name = "DIR")]
     cases: Vec<PathBuf>,
-    /// Cases expected to fail, each with a reason ([[known]] case = "...", reason = "...").
-    /// Default: `<component>.known-failures.toml` beside a component file, if there is one.
+    /// Cases expected to fail, each with a reason ([[known]] case = "...", rule = "...",
+    /// reason = "..."). A trap, a limit, a refused request or I/O in describe is never excused.
     #[arg(long, value_name = "FILE")]
     known_failures: Option<PathBuf>,
     /// Grant every path of every endpoint, and print the smallest manifest `allow` section
@@ -101,6 +101,9 @@ fn parse_param(s: &str) -> Result<(String, String), String> {
     Ok((k.to_string(), v.to_string()))
 }
 
+/// Most simulated clusters one check starts (each distinct `[cluster]` of the cases is one).
+const MAX_CLUSTERS: usize = 4;
+
 /// How the simulator of a check is paced: fast heartbeats so transfers finish in well under
 /// a second, as on a real cluster in a few heartbeats.
 fn sim_config(spec: &ClusterSpec) -> tikv_simulator::Config {
@@ -142,6 +145,7 @@ impl Truth for SimTruth {
                 id: r.id,
                 peers: r.peers.iter().map(|p| p.store_id).collect(),
                 leader: r.leader_store(),
+                written_bytes: r.written_bytes,
             })
             .collect()
     }
@@ -180,6 +184,9 @@ struct Report {
     /// Entries of the known-failures file that name no case.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     stale_known_failures: Vec<String>,
+    /// What the person should know about how the run was set up.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    notes: Vec<String>,
 }
 
 pub async fn run(ctx: &Context, args: Args, junit: bool) -> anyhow::Result<()> {
@@ -223,14 +230,8 @@ pub async fn run(ctx: &Context, args: Args, junit: bool) -> anyhow::Result<()> {
     }
 
     let suite = builtin_or(&args.cases, contract)?;
-    let known_path = args.known_failures.clone().or_else(|| match &file.source {
-        operator_host::registry::ComponentSource::File(p) => {
-            let beside = p.with_extension("known-failures.toml");
-            beside.is_file().then_some(beside)
-        }
-        _ => None,
-    });
-    let known = match &known_path {
+    // Only a file the person names: one shipped beside an adapter is its author's word.
+    let known = match &args.known_failures {
         Some(p) => KnownFailures::load(p)?,
         None => KnownFailures::default(),
     };
@@ -251,6 +252,7 @@ pub async fn run(ctx: &Context, args: Args, junit: bool) -> anyhow::Result<()> {
     let runtime = ctx.runtime()?.with_transport(probe.clone());
     let component = sandbox_args::load(&runtime, &file)?;
 
+    let mut notes = Vec::new();
     let (results, cluster, grants_text, asked) = match contract {
         Contract::DeploymentTarget => {
             let (results, cluster, grants) =
@@ -279,7 +281,16 @@ pub async fn run(ctx: &Context, args: Args, junit: bool) -> anyhow::Result<()> {
             let mut sims = Vec::new();
             let mut targets: Targets = BTreeMap::new();
             let mut cluster = String::new();
-            for spec in suite.cases.iter().map(|c| c.case.cluster.clone()).collect::<std::collections::BTreeSet<_>>() {
+            let specs: std::collections::BTreeSet<ClusterSpec> =
+                suite.cases.iter().map(|c| c.case.cluster.clone()).collect();
+            if specs.len() > MAX_CLUSTERS {
+                return Err(UsageError(format!(
+                    "the cases ask for {} cluster shapes; a check starts at most {MAX_CLUSTERS} simulators",
+                    specs.len()
+                ))
+                .into());
+            }
+            for spec in specs {
                 if real {
                     let endpoints: Vec<_> = base.http.endpoints().map(|g| (g.name.clone(), g.url.clone())).collect();
                     cluster = format!(
@@ -319,7 +330,27 @@ pub async fn run(ctx: &Context, args: Args, junit: bool) -> anyhow::Result<()> {
                                   the grants it used are listed below"
                     .to_string(),
             };
-            if args.learn || manifest.is_none() {
+            if !real {
+                let foreign: Vec<String> =
+                    base.http.endpoints().map(|g| g.name.clone()).filter(|n| n != "pd" && n != "prometheus").collect();
+                if !foreign.is_empty() {
+                    notes.push(format!(
+                        "the simulator serves `pd` and `prometheus` only; the grants' {} are not served here and every \
+                         request to them is refused: check an adapter for another system against its cluster with \
+                         --endpoint NAME=URL",
+                        foreign.join(", ")
+                    ));
+                }
+            }
+            if real && args.learn {
+                return Err(UsageError(
+                    "--learn grants every path, which is only done on the simulator; drop --endpoint".into(),
+                )
+                .into());
+            }
+            // Every path is granted only on the simulator; against real endpoints the adapter gets
+            // its manifest's grants (or, without one, GET and HEAD on each --endpoint).
+            if !real && (args.learn || manifest.is_none()) {
                 let mut all = names.clone();
                 all.extend(base.http.endpoints().map(|g| (g.name.clone(), g.url.clone())));
                 all.sort_by(|a, b| a.0.cmp(&b.0));
@@ -355,6 +386,7 @@ pub async fn run(ctx: &Context, args: Args, junit: bool) -> anyhow::Result<()> {
         unused_grants,
         learned,
         stale_known_failures,
+        notes,
     };
 
     if args.learn {
@@ -364,7 +396,7 @@ pub async fn run(ctx: &Context, args: Args, junit: bool) -> anyhow::Result<()> {
         };
         eprintln!("{}", verdict(&report));
         print!("{}", report.learned.to_toml(&urls));
-        return Ok(());
+        return if report.summary.ok() { Ok(()) } else { Err(Reported.into()) };
     }
     if junit {
         print!("{}", junit_xml(&report));
@@ -509,6 +541,12 @@ fn verdict(r: &Report) -> String {
     }
     if s.ok() {
         format!("PASS: {} of {ran} calls pass{extra}", s.passed + s.unexpected_passes)
+    } else if s.failed == 0 {
+        format!(
+            "INCOMPLETE: {} of {ran} calls pass{extra}, but it supports no {}: nothing about them was checked.",
+            s.passed + s.unexpected_passes,
+            s.unsupported.join(", ")
+        )
     } else {
         let rules: Vec<String> = s.failed_rules.iter().map(|r| r.name()).collect();
         format!(
@@ -547,6 +585,9 @@ fn table(r: &Report) {
         ByteSize(l.response_size),
         ByteSize(l.output)
     );
+    for n in &r.notes {
+        println!("  note     {}", e(n));
+    }
     println!();
 
     let mut t = Table::new(&["CASE", "CALL", "RESULT", "RULE", "WHAT WAS SEEN"]);
@@ -648,7 +689,16 @@ fn xml(s: &str) -> String {
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
             '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => out.push('\u{fffd}'),
+            // C0 and C1 controls, bidi overrides and isolates, and what XML cannot carry.
+            c if (c as u32) < 0x20
+                || ('\u{7f}'..='\u{9f}').contains(&c)
+                || ('\u{202a}'..='\u{202e}').contains(&c)
+                || ('\u{2066}'..='\u{2069}').contains(&c)
+                || c == '\u{fffe}'
+                || c == '\u{ffff}' =>
+            {
+                out.push('\u{fffd}')
+            }
             c => out.push(c),
         }
     }
@@ -723,6 +773,7 @@ mod tests {
     #[test]
     fn xml_text_is_escaped_and_free_of_control_characters() {
         assert_eq!(xml("<a href=\"x\">&'\u{1b}[2K\n"), "&lt;a href=&quot;x&quot;&gt;&amp;&apos;\u{fffd}[2K\n");
+        assert_eq!(xml("a\u{9b}b\u{202e}c\u{2066}"), "a\u{fffd}b\u{fffd}c\u{fffd}");
     }
 
     #[test]

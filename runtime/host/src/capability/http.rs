@@ -157,6 +157,11 @@ impl HttpGrants {
         }
     }
 
+    /// Keeps only the endpoints `keep` accepts (the others are refused as unknown).
+    pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        self.endpoints.retain(|name, _| keep(name));
+    }
+
     /// The granted endpoints, by name.
     pub fn endpoints(&self) -> impl Iterator<Item = &EndpointGrant> {
         self.endpoints.values()

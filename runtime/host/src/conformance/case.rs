@@ -418,7 +418,7 @@ impl Suite {
     }
 
     /// Adds the cases of `files` (a `defaults.toml` among them is merged over `base`'s defaults);
-    /// a case with the name of one already in the suite replaces it.
+    /// a case may not take the name of one already in the suite.
     pub fn add(
         &mut self,
         source: &str,
@@ -448,11 +448,13 @@ impl Suite {
             let case: Case =
                 toml::Value::Table(merged).try_into().map_err(|e: toml::de::Error| invalid(file, e.to_string()))?;
             validate(self.contract, &case).map_err(|reason| invalid(file, reason))?;
-            let named = NamedCase { name: name.to_string(), source: source.to_string(), case };
-            match self.cases.iter_mut().find(|c| c.name == named.name) {
-                Some(existing) => *existing = named,
-                None => self.cases.push(named),
+            if let Some(existing) = self.cases.iter().find(|c| c.name == name) {
+                return Err(invalid(
+                    file,
+                    format!("a case named `{name}` comes from {} already; name this one differently", existing.source),
+                ));
             }
+            self.cases.push(NamedCase { name: name.to_string(), source: source.to_string(), case });
         }
         self.cases.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(())
@@ -494,12 +496,18 @@ impl Suite {
     }
 }
 
-/// `over` merged onto `base`: tables merge key by key, anything else replaces.
+/// `over` merged onto `base`: tables merge key by key, `always` lists add up (a case or a
+/// folder's defaults can add rules every call is held to, never remove one), anything else
+/// replaces.
 fn merge(mut base: toml::Table, over: toml::Table) -> toml::Table {
     for (k, v) in over {
         match (base.remove(&k), v) {
             (Some(toml::Value::Table(b)), toml::Value::Table(o)) => {
                 base.insert(k, toml::Value::Table(merge(b, o)));
+            }
+            (Some(toml::Value::Array(mut b)), toml::Value::Array(o)) if k == "always" => {
+                b.extend(o);
+                base.insert(k, toml::Value::Array(b));
             }
             (_, v) => {
                 base.insert(k, v);
@@ -541,18 +549,20 @@ fn validate(contract: Contract, case: &Case) -> Result<(), String> {
     if case.repeat == 0 || case.repeat > 16 {
         return Err("`repeat` is 1 to 16".into());
     }
-    if case.cluster.stores == 0
-        || case.cluster.stores > 1000
-        || case.cluster.regions == 0
-        || case.cluster.regions > 100_000
+    if !(1..=100).contains(&case.cluster.stores) || !(1..=10_000).contains(&case.cluster.regions) {
+        return Err("`[cluster]` has 1 to 100 stores and 1 to 10000 regions".into());
+    }
+    if !(1..=200).contains(&case.observation.stores) || case.observation.regions > 50_000 {
+        return Err("`[observation]` has 1 to 200 stores and at most 50000 regions".into());
+    }
+    if !(1..=100).contains(&case.rounds) {
+        return Err("`rounds` is 1 to 100".into());
+    }
+    // Host time bounds a slow-body case's wait; more than a minute is no test of anything.
+    if let Some(t) = &case.limits.host_time
+        && t.parse::<HumanDuration>().is_ok_and(|d| d.0 > Duration::from_secs(60))
     {
-        return Err("`[cluster]` has 1 to 1000 stores and 1 to 100000 regions".into());
-    }
-    if case.observation.stores == 0 || case.observation.stores > 1000 || case.observation.regions > 100_000 {
-        return Err("`[observation]` has 1 to 1000 stores and at most 100000 regions".into());
-    }
-    if case.rounds == 0 || case.rounds > 1000 {
-        return Err("`rounds` is 1 to 1000".into());
+        return Err("limits.host-time is at most 60s in a case".into());
     }
     case.max_guest_time.parse::<HumanDuration>().map_err(|e| format!("max-guest-time: {e}"))?;
     let d = |n: &str, s: &Option<String>| match s {
@@ -591,8 +601,16 @@ pub struct KnownFailures {
 pub struct KnownFailure {
     /// A case name (`fault-status-500`), or `case/call` for one of its calls.
     pub case: String,
+    /// The one rule it is known to fail; none: any rule but the sandbox's own.
+    #[serde(default)]
+    pub rule: Option<RuleId>,
     pub reason: String,
 }
+
+/// Rules no known-failures file can excuse: a trap, a limit hit, a refused request, I/O in
+/// describe are what a person must always see.
+pub const NEVER_EXCUSED: &[RuleId] =
+    &[RuleId::NoTrap, RuleId::WithinLimits, RuleId::WithinGrants, RuleId::DescribePure];
 
 impl KnownFailures {
     /// Reads a known-failures file.
@@ -603,10 +621,18 @@ impl KnownFailures {
         toml::from_str(&text).map_err(|e| invalid(e.to_string()))
     }
 
-    /// The reason a result is a known failure, if it is one.
-    pub fn reason(&self, case: &str, call: &str) -> Option<&str> {
+    /// The entry naming this call (or its case), if any.
+    pub fn entry(&self, case: &str, call: &str) -> Option<&KnownFailure> {
         let full = format!("{case}/{call}");
-        self.known.iter().find(|k| k.case == case || k.case == full).map(|k| k.reason.as_str())
+        self.known.iter().find(|k| k.case == case || k.case == full)
+    }
+
+    /// The reason these failed rules of a call are known, if every one of them is: its entry
+    /// names the rule (or no rule), and none is a rule that is never excused.
+    pub fn excuse(&self, case: &str, call: &str, failed: &[RuleId]) -> Option<&str> {
+        let k = self.entry(case, call)?;
+        let excused = |r: &RuleId| !NEVER_EXCUSED.contains(r) && k.rule.is_none_or(|only| only == *r);
+        failed.iter().all(excused).then_some(k.reason.as_str())
     }
 
     /// Entries that name no case of the suite (typos would otherwise hide failures).
@@ -678,13 +704,47 @@ mod tests {
     }
 
     #[test]
+    fn added_cases_cannot_drop_the_rules_every_call_is_held_to_or_replace_a_built_in_case() {
+        let builtin = "always = [\"no-trap\"]\n";
+        let mut suite = Suite::parse(
+            Contract::Subject,
+            "built-in",
+            &files(&[("defaults.toml", builtin), ("stores.toml", "about = \"s\"\ncall = \"get-stores\"\n")]),
+        )
+        .expect("parses");
+        let base: toml::Table = builtin.parse().expect("toml");
+        suite
+            .add(
+                "mine",
+                &files(&[
+                    ("defaults.toml", "always = []\n"),
+                    ("x.toml", "about = \"x\"\ncall = \"describe\"\nalways = []\n"),
+                ]),
+                Some(&base),
+            )
+            .expect("adds");
+        let x = suite.cases.iter().find(|c| c.name == "x").expect("x");
+        assert_eq!(x.case.all_rules(), vec![RuleId::NoTrap]);
+        let e = suite
+            .add("mine", &files(&[("stores.toml", "about = \"s\"\ncall = \"get-stores\"\n")]), Some(&base))
+            .expect_err("taken");
+        assert!(e.to_string().contains("comes from built-in already"), "{e}");
+    }
+
+    #[test]
     fn known_failures_match_a_case_or_one_of_its_calls() {
         let k: KnownFailures = toml::from_str(
             "[[known]]\ncase = \"a\"\nreason = \"r\"\n[[known]]\ncase = \"b/get-stores\"\nreason = \"s\"\n",
         )
         .expect("parses");
-        assert_eq!(k.reason("a", "describe"), Some("r"));
-        assert_eq!(k.reason("b", "get-stores"), Some("s"));
-        assert_eq!(k.reason("b", "describe"), None);
+        assert_eq!(k.excuse("a", "describe", &[RuleId::HotRegionsSorted]), Some("r"));
+        assert_eq!(k.excuse("b", "get-stores", &[RuleId::Answers]), Some("s"));
+        assert_eq!(k.excuse("b", "describe", &[RuleId::Answers]), None);
+        // A trap is never excused, and an entry naming a rule excuses only that rule.
+        assert_eq!(k.excuse("a", "describe", &[RuleId::NoTrap]), None);
+        let k: KnownFailures =
+            toml::from_str("[[known]]\ncase = \"a\"\nrule = \"hot-regions-sorted\"\nreason = \"r\"\n").expect("parses");
+        assert_eq!(k.excuse("a", "x", &[RuleId::HotRegionsSorted]), Some("r"));
+        assert_eq!(k.excuse("a", "x", &[RuleId::HotRegionsSorted, RuleId::HotRegionsLimit]), None);
     }
 }

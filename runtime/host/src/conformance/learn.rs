@@ -34,33 +34,48 @@ pub struct UnusedGrant {
     pub path: String,
 }
 
-/// A path's grant: itself, or its parent when its last segment is an id.
+/// A path's parent prefix when its last segment is a number under at least two segments
+/// (`/pd/api/v1/region/id/7` → `/pd/api/v1/region/id/`), else the path itself.
 pub fn generalise(path: &str) -> String {
     let trimmed = path.trim_end_matches('/');
     let Some((parent, last)) = trimmed.rsplit_once('/') else { return path.to_string() };
-    let id_like = (!last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()))
-        || (last.len() >= 16 && last.bytes().all(|b| b.is_ascii_hexdigit()))
-        || (last.len() == 36 && last.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'));
-    if id_like && !parent.is_empty() { format!("{parent}/") } else { path.to_string() }
+    let id_like = !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit());
+    // A parent of one segment (`/pd/0`) is too wide to grant for the sake of an id.
+    let deep = parent.matches('/').count() >= 2;
+    if id_like && deep { format!("{parent}/") } else { path.to_string() }
 }
 
 impl Learned {
-    /// The needs of these requests (those naming no endpoint are left out).
+    /// The needs of these requests (those naming no endpoint are left out). A GET or HEAD path
+    /// whose last segment is a number becomes its parent prefix only when two or more numbers
+    /// were seen under that parent; anything else is granted exactly.
     pub fn from_requests<'a>(requests: impl IntoIterator<Item = &'a SeenRequest>) -> Learned {
-        let mut learned = Learned::default();
+        let mut seen: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
         for r in requests {
-            if r.endpoint == "?" {
-                continue;
+            if r.endpoint != "?" {
+                seen.entry((r.endpoint.clone(), r.method.clone())).or_default().insert(r.path.clone());
             }
-            let paths =
-                learned.endpoints.entry(r.endpoint.clone()).or_default().methods.entry(r.method.clone()).or_default();
-            paths.insert(generalise(&r.path));
         }
-        for need in learned.endpoints.values_mut() {
-            for paths in need.methods.values_mut() {
-                let all: Vec<String> = paths.iter().cloned().collect();
-                paths.retain(|p| !all.iter().any(|q| q != p && covers(q, p)));
+        let mut learned = Learned::default();
+        for ((endpoint, method), paths) in seen {
+            let mut ids_under: BTreeMap<String, usize> = BTreeMap::new();
+            for p in &paths {
+                let g = generalise(p);
+                if g != *p {
+                    *ids_under.entry(g).or_default() += 1;
+                }
             }
+            let reads = method == "GET" || method == "HEAD";
+            let mut granted: BTreeSet<String> = paths
+                .iter()
+                .map(|p| {
+                    let g = generalise(p);
+                    if reads && ids_under.get(&g).is_some_and(|n| *n >= 2) { g } else { p.clone() }
+                })
+                .collect();
+            let all: Vec<String> = granted.iter().cloned().collect();
+            granted.retain(|p| !all.iter().any(|q| q != p && covers(q, p)));
+            learned.endpoints.entry(endpoint).or_default().methods.insert(method, granted);
         }
         learned
     }
@@ -136,6 +151,11 @@ mod tests {
     fn ids_become_their_parent_prefix_and_covered_paths_go() {
         let reqs = vec![
             seen("pd", "GET", "/pd/api/v1/stores"),
+            seen("pd", "GET", "/pd/api/v1/0"),
+            seen("pd", "POST", "/pd/api/v1/operators/7"),
+            seen("pd", "POST", "/pd/api/v1/operators/8"),
+            seen("pd", "DELETE", "/pd/api/v1/store/4"),
+            seen("pd", "DELETE", "/pd/api/v1/store/5"),
             seen("pd", "GET", "/pd/api/v1/region/id/4"),
             seen("pd", "GET", "/pd/api/v1/region/id/9007199254740993"),
             seen("pd", "POST", "/pd/api/v1/operators"),
@@ -144,8 +164,14 @@ mod tests {
         ];
         let l = Learned::from_requests(&reqs);
         let pd = &l.endpoints["pd"].methods;
-        assert_eq!(pd["GET"].iter().collect::<Vec<_>>(), vec!["/pd/api/v1/region/id/", "/pd/api/v1/stores"]);
+        // One id under a parent is granted exactly; writes are never widened.
+        assert_eq!(
+            pd["GET"].iter().collect::<Vec<_>>(),
+            vec!["/pd/api/v1/0", "/pd/api/v1/region/id/", "/pd/api/v1/stores"]
+        );
+        // (A grant of a path allows the paths below it: `/operators` covers `/operators/7`.)
         assert_eq!(pd["POST"].iter().collect::<Vec<_>>(), vec!["/pd/api/v1/operators"]);
+        assert_eq!(pd["DELETE"].iter().collect::<Vec<_>>(), vec!["/pd/api/v1/store/4", "/pd/api/v1/store/5"]);
         assert!(!l.endpoints.contains_key("?"));
         let toml = l.to_toml(&BTreeMap::from([("pd".to_string(), "http://127.0.0.1:2379".to_string())]));
         let parsed: toml::Table = toml.parse().expect("valid TOML");

@@ -25,6 +25,9 @@ pub use case::{Call, Case, Contract, KnownFailures, NamedCase, RuleId, Suite};
 use crate::sandbox::{CallReport, Denial};
 use probe::SeenRequest;
 
+/// How a not-run reason starts when the adapter does not support the operation.
+pub const UNSUPPORTED: &str = "the adapter does not support";
+
 /// How a case (or one call of it) ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "status", content = "reason")]
@@ -140,12 +143,17 @@ impl CaseResult {
             return;
         }
         self.findings.sort_by_key(|f| f.passed);
-        let failed = self.findings.iter().any(|f| !f.passed);
-        self.status = match (failed, known.reason(&self.case, &self.call)) {
-            (true, Some(r)) => Status::KnownFailure(r.to_string()),
-            (true, None) => Status::Fail,
-            (false, Some(r)) => Status::UnexpectedPass(r.to_string()),
-            (false, None) => Status::Pass,
+        let failed = self.failed_rules();
+        self.status = if failed.is_empty() {
+            match known.entry(&self.case, &self.call) {
+                Some(k) => Status::UnexpectedPass(k.reason.clone()),
+                None => Status::Pass,
+            }
+        } else {
+            match known.excuse(&self.case, &self.call, &failed) {
+                Some(r) => Status::KnownFailure(r.to_string()),
+                None => Status::Fail,
+            }
         };
     }
 }
@@ -160,6 +168,9 @@ pub struct Summary {
     pub not_run: usize,
     /// Rules with a failure (known failures excluded).
     pub failed_rules: Vec<RuleId>,
+    /// Operations never checked because the adapter does not support them: a run with any
+    /// is incomplete (an adapter cannot pass by supporting nothing).
+    pub unsupported: Vec<String>,
     /// Per operation, over clean cases: the largest cost seen, and how many calls.
     pub costs: Vec<OperationCost>,
     /// Every request of the clean cases by endpoint, method and path, with a count.
@@ -218,7 +229,15 @@ impl Summary {
             }
         }
         costs.sort_by(|a, b| a.call.cmp(&b.call));
+        let mut unsupported: Vec<String> = Vec::new();
+        for r in results {
+            let declined = |o: &CaseResult| matches!(&o.status, Status::NotRun(why) if why.starts_with(UNSUPPORTED));
+            if !unsupported.contains(&r.call) && results.iter().filter(|o| o.call == r.call).all(declined) {
+                unsupported.push(r.call.clone());
+            }
+        }
         Summary {
+            unsupported,
             passed: count(|s| *s == Status::Pass),
             failed: count(|s| *s == Status::Fail),
             known_failures: count(|s| matches!(s, Status::KnownFailure(_))),
@@ -234,9 +253,9 @@ impl Summary {
         }
     }
 
-    /// True when nothing failed (known failures excepted).
+    /// True when nothing failed (known failures excepted) and every operation was checked.
     pub fn ok(&self) -> bool {
-        self.failed == 0
+        self.failed == 0 && self.unsupported.is_empty()
     }
 }
 
@@ -249,4 +268,44 @@ pub(crate) fn subject_text(text: &str) -> String {
         s.push('…');
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(case: &str, call: &str, status: Status) -> CaseResult {
+        CaseResult {
+            case: case.into(),
+            call: call.into(),
+            about: String::new(),
+            status,
+            findings: Vec::new(),
+            cost: None,
+            requests: Vec::new(),
+            requests_dropped: 0,
+            denials: Vec::new(),
+            clean: true,
+        }
+    }
+
+    #[test]
+    fn an_adapter_that_supports_nothing_is_incomplete_not_passed() {
+        let declined = || Status::NotRun(format!("{UNSUPPORTED} transfer-leader (…)"));
+        let results = vec![
+            result("stores", "get-stores", Status::Pass),
+            result("transfer-to-follower", "transfer-leader", declined()),
+            result("fault-x", "transfer-leader", declined()),
+        ];
+        let s = Summary::of(&results);
+        assert_eq!(s.failed, 0);
+        assert_eq!(s.unsupported, vec!["transfer-leader".to_string()]);
+        assert!(!s.ok());
+        // Not run for the runner's own reasons (no simulator, no --allow-writes) is not that.
+        let results = vec![
+            result("stores", "get-stores", Status::Pass),
+            result("transfer-to-follower", "transfer-leader", Status::NotRun("changes the cluster".into())),
+        ];
+        assert!(Summary::of(&results).ok());
+    }
 }

@@ -18,12 +18,22 @@ use crate::policy::{Observation, PolicyClient, PolicyError, PolicyInfo, Proposal
 use crate::sandbox::{CallReport, Policy};
 use crate::subject::{ClusterStore, Label, Region, StoreState};
 
-/// The time every synthetic observation is taken at (a fixed instant: determinism).
-const NOW_MS: u64 = 1_780_000_000_000;
 /// Store ids of synthetic observations start here (`--param store=1` is the first store).
 pub const FIRST_STORE_ID: u64 = 1;
-/// Region ids of synthetic observations start here.
-const FIRST_REGION_ID: u64 = 1000;
+
+/// The time and first region id of this run's observations: the run's own (a policy cannot
+/// recognise the suite by fixed values), the same for every observation of the run (the
+/// `deterministic` rule compares two decisions on one observation).
+fn run_values() -> (u64, u64) {
+    use std::sync::OnceLock;
+    static VALUES: OnceLock<(u64, u64)> = OnceLock::new();
+    *VALUES.get_or_init(|| {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let now_ms = u64::try_from(now.as_millis()).unwrap_or(u64::MAX);
+        let mix = (u64::from(now.subsec_nanos()) ^ u64::from(std::process::id())).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (now_ms, 100 + (mix >> 40) % 1_000_000)
+    })
+}
 
 /// Runs a policy suite.
 pub struct PolicyRunner<'r> {
@@ -37,6 +47,7 @@ pub struct PolicyRunner<'r> {
 
 /// A synthetic observation: `spec`'s stores and regions, replicas on three consecutive stores.
 pub fn observation(spec: &ObservationSpec) -> Observation {
+    let (now_ms, first_region) = run_values();
     let n = spec.stores.max(1);
     let replicas = n.min(3);
     let mut regions = Vec::with_capacity(spec.regions);
@@ -57,7 +68,7 @@ pub fn observation(spec: &ObservationSpec) -> Observation {
             Load::Skewed => 16.0 * 1024.0 * 1024.0 / ((i + 1) as f64).powf(1.1),
         };
         regions.push(Region {
-            id: FIRST_REGION_ID + i as u64,
+            id: first_region + i as u64,
             leader_store_id: Some(leader),
             peer_store_ids: peers,
             written_bytes: (rate * 60.0) as u64,
@@ -93,7 +104,7 @@ pub fn observation(spec: &ObservationSpec) -> Observation {
         metrics: None,
         in_flight: Vec::new(),
         recent: Vec::new(),
-        now_ms: NOW_MS,
+        now_ms,
     };
     recount(&mut o);
     o

@@ -6,7 +6,6 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use serde::Serialize;
 use url::Url;
@@ -14,14 +13,16 @@ use url::Url;
 use super::case::Fault;
 use crate::capability::http::{AuthorizedRequest, HttpResponse, HttpTransport, TransportError};
 
-/// Requests kept per case; later ones are counted.
-const MAX_SEEN: usize = 10_000;
+/// Requests kept per call; later ones are counted (and fail `fast-enough`).
+pub const MAX_SEEN: usize = 1_000;
+/// Bytes of a request's path kept.
+const MAX_PATH: usize = 256;
 /// Bytes of an error body kept (the cluster's own message, for `transfer-rejected`).
 const MAX_ERROR_BODY: usize = 2048;
-/// The body a `status-500` fault answers with.
-pub const FAULT_500_BODY: &str = "internal error (injected by operator check)";
+/// The body a `status-500` fault answers with (PD's words for a server that is not ready).
+pub const FAULT_500_BODY: &str = "[PD:server:ErrServerNotStarted]server not started";
 /// The body a `malformed-json` fault answers with.
-const MALFORMED: &[u8] = b"{\"injected-by\": operator check,, [";
+const MALFORMED: &[u8] = b"{\"count\": 3,, \"stores\": [{\"store\": {\"id\": 1";
 
 /// One request a component sent (after the grants allowed it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -99,7 +100,8 @@ impl Probe {
         }
     }
 
-    fn record(&self, req: SeenRequest) {
+    fn record(&self, mut req: SeenRequest) {
+        req.path.truncate(req.path.floor_char_boundary(MAX_PATH));
         let mut s = self.lock();
         if s.seen.len() < MAX_SEEN {
             s.seen.push(req);
@@ -142,8 +144,8 @@ impl HttpTransport for Probe {
                     self.inner.send(req, max_body).await
                 }
                 Fault::SlowBody => {
-                    // Trickles for longer than any budget: the host's timeouts end it.
-                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    // Never completes: the host's timeouts end it, and the cluster never sees it.
+                    std::future::pending::<()>().await;
                     self.inner.send(req, max_body).await
                 }
                 Fault::MalformedJson => self.inner.send(req, max_body).await.map(|mut r| {

@@ -28,6 +28,8 @@ pub struct TrueRegion {
     pub id: u64,
     pub peers: Vec<u64>,
     pub leader: u64,
+    /// Bytes written in its last reporting interval (0: not writing).
+    pub written_bytes: u64,
 }
 
 /// The cluster's own state, read behind the adapter's back (the simulator's).
@@ -139,18 +141,27 @@ fn lift<T>(
 impl SubjectRunner<'_> {
     /// The policy of a case's calls on `target`.
     fn policy(&self, grants: GrantMode, case: &super::Case, target: &Target) -> Policy {
-        let mut p = self.base.clone();
-        match grants {
-            GrantMode::None => p.http = HttpGrants::default(),
-            GrantMode::Manifest => {
-                for (name, url) in &target.endpoints {
-                    if p.http.endpoints().any(|g| &g.name == name) {
-                        p.http.override_url(name, url.clone());
-                    }
-                }
-            }
+        let mut p = self.on(target);
+        if grants == GrantMode::None {
+            p.http = HttpGrants::default();
         }
         p.limits = p.limits.apply(&case.limit_overrides());
+        p
+    }
+
+    /// The run's grants pointed at `target`. On the simulator, only the simulator's own
+    /// endpoints stay granted: an endpoint of the manifest that it does not serve would still
+    /// point at a real cluster.
+    fn on(&self, target: &Target) -> Policy {
+        let mut p = self.base.clone();
+        for (name, url) in &target.endpoints {
+            if p.http.endpoints().any(|g| &g.name == name) {
+                p.http.override_url(name, url.clone());
+            }
+        }
+        if target.truth.is_some() {
+            p.http.retain(|name| target.endpoints.iter().any(|(n, _)| n == name));
+        }
         p
     }
 
@@ -197,7 +208,9 @@ impl SubjectRunner<'_> {
         let mut results = Vec::new();
         let mut used_regions = BTreeSet::new();
         // What the adapter says it supports (cases of other operations do not run).
-        let actions = match SubjectClient::new(self.runtime, self.component, self.base.clone()) {
+        // With no grant at all: whatever describe sends goes nowhere.
+        let ungranted = Policy { http: HttpGrants::default(), ..self.base.clone() };
+        let actions = match SubjectClient::new(self.runtime, self.component, ungranted) {
             Ok(c) => c.describe().await.ok().map(|o| o.value.actions),
             Err(_) => None,
         };
@@ -235,7 +248,9 @@ impl SubjectRunner<'_> {
                 "judged against the simulator's own state; runs without --endpoint".into(),
             );
         }
-        if case.writes && target.truth.is_none() && !self.allow_writes {
+        // A case that calls transfer-leader changes the cluster, whatever its file says.
+        let writes = case.writes || case.calls.contains(&Call::TransferLeader);
+        if writes && target.truth.is_none() && !self.allow_writes {
             return CaseResult::not_run(
                 named,
                 call,
@@ -276,14 +291,16 @@ impl SubjectRunner<'_> {
         for _ in 0..case.repeat {
             observed.push(self.invoke(policy.clone(), target, case.fault, call, case.limit, transfer).await);
         }
-        if unlisted && observed.iter().all(|o| matches!(o.result, Ok(Err(SubjectError::Unsupported(_))))) {
+        let declined = |o: &Observed| {
+            matches!(o.result, Ok(Err(SubjectError::Unsupported(_))))
+                && o.requests.is_empty()
+                && o.report.denials.is_empty()
+        };
+        if unlisted && observed.iter().all(declined) {
             return CaseResult::not_run(
                 named,
                 call,
-                format!(
-                    "the adapter does not support {} (describe does not list it; it answers `unsupported`)",
-                    call.name()
-                ),
+                format!("{} {} (describe does not list it; it answers `unsupported`)", super::UNSUPPORTED, call.name()),
             );
         }
         // The cluster's state right after the call, and what `metrics-store-count` compares with.
@@ -335,15 +352,7 @@ impl SubjectRunner<'_> {
         let (stores, regions): (Vec<(u64, StoreState)>, Vec<TrueRegion>) = match &target.truth {
             Some(t) => (t.stores(), t.regions()),
             None => {
-                let policy = {
-                    let mut p = self.base.clone();
-                    for (name, url) in &target.endpoints {
-                        if p.http.endpoints().any(|g| &g.name == name) {
-                            p.http.override_url(name, url.clone());
-                        }
-                    }
-                    p
-                };
+                let policy = self.on(target);
                 let read = |o: Observed| o.result.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string()));
                 let stores =
                     match read(self.invoke(policy.clone(), target, Fault::None, Call::GetStores, 0, None).await) {
@@ -356,7 +365,12 @@ impl SubjectRunner<'_> {
                         Ok(Value::Regions(r)) => r
                             .into_iter()
                             .filter_map(|r| {
-                                Some(TrueRegion { id: r.id, leader: r.leader_store_id?, peers: r.peer_store_ids })
+                                Some(TrueRegion {
+                                    id: r.id,
+                                    leader: r.leader_store_id?,
+                                    peers: r.peer_store_ids,
+                                    written_bytes: r.written_bytes,
+                                })
                             })
                             .collect(),
                         Ok(_) => Vec::new(),
@@ -481,6 +495,17 @@ impl Check<'_> {
                 pass(rule, "within its limits")
             }
             RuleId::FastEnough => {
+                if let Some(o) = self.observed.iter().find(|o| o.dropped > 0) {
+                    return fail(
+                        rule,
+                        format!(
+                            "{} sent {} requests in one call; this suite allows {}",
+                            self.call.name(),
+                            o.requests.len() as u64 + o.dropped,
+                            super::probe::MAX_SEEN
+                        ),
+                    );
+                }
                 let limit = case.guest_time_limit();
                 let slowest = self.observed.iter().map(|o| o.report.guest_time).max().unwrap_or_default();
                 if slowest > limit {
@@ -677,6 +702,19 @@ impl Check<'_> {
                         return fail(rule, format!("region {}'s leader is {l}; the cluster says {}", r.id, t.leader));
                     }
                 }
+                // As many as asked for, while the cluster has that many regions writing.
+                let writing = truth.iter().filter(|r| r.written_bytes > 0).count();
+                let want = writing.min(case.limit as usize);
+                if regions.len() < want {
+                    return fail(
+                        rule,
+                        format!(
+                            "{} regions for limit {}; the cluster has {writing} regions writing",
+                            regions.len(),
+                            case.limit
+                        ),
+                    );
+                }
                 pass(rule, format!("{} regions as the cluster has them", regions.len()))
             }
             RuleId::IdsExact => {
@@ -805,7 +843,19 @@ impl Check<'_> {
                     (true, _) => {
                         pass(rule, format!("confirmed after {} ms, and the leader is on store {}", got.waited_ms, t.to))
                     }
-                    (false, _) => pass(rule, format!("not confirmed after {} ms (no claim made)", got.waited_ms)),
+                    // No claim is fine only after asking the cluster for the move.
+                    (false, _) => {
+                        let asked = self
+                            .observed
+                            .iter()
+                            .flat_map(|o| o.requests.iter())
+                            .any(|r| r.method != "GET" && r.method != "HEAD");
+                        if asked {
+                            pass(rule, format!("not confirmed after {} ms (no claim made)", got.waited_ms))
+                        } else {
+                            fail(rule, "answered a transfer without asking the cluster for it (no request but reads)")
+                        }
+                    }
                 }
             }
             RuleId::ReadsConsistent => {
