@@ -83,6 +83,7 @@ fn check_passes_the_tikv_adapter_on_every_case_and_lists_exactly_the_grants_its_
     assert_eq!(costs, ["describe", "get-cluster-metrics", "get-hot-write-regions", "get-stores", "transfer-leader"]);
     assert!(summary["requests"].to_string().contains("/pd/api/v1/operators"), "{summary}");
     assert!(report.get("unused_grants").is_none(), "the manifest grants nothing unused: {report}");
+    assert!(report.get("wider_grants").is_none(), "nor anything wider than used: {report}");
     assert_eq!(report["learned"]["endpoints"]["pd"]["methods"]["POST"], serde_json::json!(["/pd/api/v1/operators"]));
 }
 

@@ -179,6 +179,9 @@ struct Report {
     /// Grants the manifest gives that no clean case used.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     unused_grants: Vec<operator_host::conformance::learn::UnusedGrant>,
+    /// Grants that were used but allow more than what used them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    wider_grants: Vec<operator_host::conformance::learn::UnusedGrant>,
     /// The smallest `allow` section covering what clean cases used.
     learned: Learned,
     /// Entries of the known-failures file that name no case.
@@ -374,6 +377,7 @@ pub async fn run(ctx: &Context, args: Args, junit: bool) -> anyhow::Result<()> {
     let summary = Summary::of(&results);
     let learned = Learned::from_requests(results.iter().filter(|r| r.clean).flat_map(|r| r.requests.iter()));
     let unused_grants = asked.as_ref().map(|g: &HttpGrants| learned.unused(g)).unwrap_or_default();
+    let wider_grants = asked.as_ref().map(|g: &HttpGrants| learned.wider(g)).unwrap_or_default();
     let report = Report {
         component: file.name.clone(),
         contract,
@@ -384,6 +388,7 @@ pub async fn run(ctx: &Context, args: Args, junit: bool) -> anyhow::Result<()> {
         results,
         summary,
         unused_grants,
+        wider_grants,
         learned,
         stale_known_failures,
         notes,
@@ -661,7 +666,12 @@ fn table(r: &Report) {
         if !r.unused_grants.is_empty() {
             let unused: Vec<String> =
                 r.unused_grants.iter().map(|u| format!("{} {} {}", u.method, u.endpoint, u.path)).collect();
-            println!("Granted but never used: {}", e(&unused.join(", ")));
+            println!("Granted but not used in this run: {}", e(&unused.join(", ")));
+        }
+        if !r.wider_grants.is_empty() {
+            let wider: Vec<String> =
+                r.wider_grants.iter().map(|u| format!("{} {} {}", u.method, u.endpoint, u.path)).collect();
+            println!("Granted more widely than it uses: {}", e(&wider.join(", ")));
         }
         println!("The grants it needs (`--learn` prints them as a manifest section):");
         for (endpoint, need) in &r.learned.endpoints {

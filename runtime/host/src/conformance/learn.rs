@@ -122,6 +122,33 @@ impl Learned {
         }
         unused
     }
+
+    /// Grants in `grants` that were used but allow more than what used them: a rule's prefix
+    /// that is none of the (generalised) paths the component sent under it (`/` granting
+    /// `/pd/api/v1/stores`).
+    pub fn wider(&self, grants: &HttpGrants) -> Vec<UnusedGrant> {
+        let mut wider = Vec::new();
+        for grant in grants.endpoints() {
+            let Some(need) = self.endpoints.get(&grant.name) else { continue };
+            for rule in &grant.rules {
+                for method in &rule.methods {
+                    let Some(paths) = need.methods.get(method) else { continue };
+                    for prefix in &rule.paths {
+                        let under: Vec<&String> = paths.iter().filter(|p| path_has_prefix(p, prefix)).collect();
+                        let same = |p: &&String| p.trim_end_matches('/') == prefix.trim_end_matches('/');
+                        if !under.is_empty() && !under.iter().any(same) {
+                            wider.push(UnusedGrant {
+                                endpoint: grant.name.clone(),
+                                method: method.clone(),
+                                path: prefix.clone(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        wider
+    }
 }
 
 /// True when a grant of prefix `q` allows path `p`.
@@ -177,6 +204,17 @@ mod tests {
         let parsed: toml::Table = toml.parse().expect("valid TOML");
         assert_eq!(parsed["endpoints"]["pd"]["url"].as_str(), Some("http://127.0.0.1:2379"));
         assert!(toml.contains("{ methods = [\"POST\"], paths = [\"/pd/api/v1/operators\"] }"), "{toml}");
+    }
+
+    #[test]
+    fn a_grant_wider_than_its_use_is_named() {
+        let text = "[endpoints.pd]\nurl = \"http://127.0.0.1:1\"\nallow = [ { methods = [\"GET\"], paths = [\"/\", \"/pd/api/v1/stores\"] } ]\n";
+        let m = crate::manifest::Manifest::parse(std::path::Path::new("m.toml"), text).expect("a manifest");
+        let grants = HttpGrants::new(m.endpoints.clone(), None);
+        let l = Learned::from_requests(&[seen("pd", "GET", "/pd/api/v1/stores")]);
+        let wider: Vec<String> = l.wider(&grants).into_iter().map(|w| w.path).collect();
+        assert_eq!(wider, vec!["/".to_string()]);
+        assert!(l.unused(&grants).is_empty());
     }
 
     #[test]
