@@ -285,6 +285,8 @@ fn check_refuses_what_does_not_apply_with_a_usage_error() {
         .stderr_has("--output junit is for `operator check`");
     let hostile = test_component("hostile");
     check(&[hostile.to_str().expect("utf-8")]).expect_code(2).stderr_has("exports none of the operator's contracts");
+    // The whole run has a budget, whatever the component spends.
+    check(&["tikv", "--run-timeout", "1s"]).expect_code(1).stderr_has("the check took longer than --run-timeout 1s");
 }
 
 /// A one-service project with a healthcheck, a named volume and the default network.

@@ -71,6 +71,10 @@ pub struct Args {
     /// How long `up --wait` may take (deployment-target suites).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "120s")]
     wait_timeout: Duration,
+    /// How long the whole check may take: an adapter that spends every call's budget cannot
+    /// make it run for hours.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "15m")]
+    run_timeout: Duration,
     #[command(flatten)]
     sandbox: SandboxArgs,
 }
@@ -272,7 +276,7 @@ pub async fn run(ctx: &Context, args: Args, junit: bool) -> anyhow::Result<()> {
                 known,
             };
             (
-                runner.run(&suite).await,
+                within(args.run_timeout, runner.run(&suite)).await?,
                 "synthetic observations".to_string(),
                 "none (a policy imports log only)".to_string(),
                 None,
@@ -368,7 +372,7 @@ pub async fn run(ctx: &Context, args: Args, junit: bool) -> anyhow::Result<()> {
                 allow_writes: args.allow_writes,
                 known,
             };
-            let results = runner.run(&suite, &targets).await;
+            let results = within(args.run_timeout, runner.run(&suite, &targets)).await?;
             drop(sims);
             (results, cluster, grants_text, asked)
         }
@@ -509,6 +513,14 @@ async fn check_driver(
     };
     let (results, removed) = tokio::select! {
         r = runner.run(suite) => r,
+        _ = tokio::time::sleep(args.run_timeout) => {
+            let removed = runner.clean_up().await;
+            return Err(anyhow::anyhow!(
+                "the check took longer than --run-timeout {}; project {name} was taken down{}",
+                operator_host::limits::format_duration(args.run_timeout),
+                if removed.is_empty() { String::new() } else { format!(" ({} removed at the engine)", removed.len()) }
+            ));
+        }
         _ = tokio::signal::ctrl_c() => {
             let removed = runner.clean_up().await;
             eprintln!("interrupted; project {name} taken down{}", if removed.is_empty() { String::new() } else { format!(" ({} removed at the engine)", removed.len()) });
@@ -522,6 +534,17 @@ async fn check_driver(
         );
     }
     Ok((results, cluster, grants_text))
+}
+
+/// Runs `work` within the whole check's time budget.
+async fn within<T>(limit: Duration, work: impl std::future::Future<Output = T>) -> anyhow::Result<T> {
+    tokio::time::timeout(limit, work).await.map_err(|_| {
+        anyhow::anyhow!(
+            "the check took longer than --run-timeout {}: a component that spends each call's budget to the end \
+             makes a run long; raise --run-timeout to wait longer",
+            format_duration(limit)
+        )
+    })
 }
 
 /// The built-in suite of `contract` with the cases of `dirs` added.
