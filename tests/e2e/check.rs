@@ -285,6 +285,11 @@ fn check_refuses_what_does_not_apply_with_a_usage_error() {
         .stderr_has("--output junit is for `operator check`");
     let hostile = test_component("hostile");
     check(&[hostile.to_str().expect("utf-8")]).expect_code(2).stderr_has("exports none of the operator's contracts");
+    // A run in which no case could run checked nothing, and does not pass.
+    check(&["tikv", "--contract", "deployment-target", "--subject", "etcd"])
+        .expect_code(1)
+        .stdout_has("contract-mismatch")
+        .stdout_has("NOTHING CHECKED");
     // The whole run has a budget, whatever the component spends.
     check(&["tikv", "--run-timeout", "1s"]).expect_code(1).stderr_has("the check took longer than --run-timeout 1s");
 }

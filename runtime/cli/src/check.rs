@@ -206,7 +206,7 @@ pub async fn run(ctx: &Context, args: Args, junit: bool) -> anyhow::Result<()> {
         (None, _) => {
             return Err(UsageError(format!(
                 "{} exports none of the operator's contracts (world `{}`); `operator inspect` shows what it exports, \
-                 --contract subject|policy picks a suite",
+                 --contract subject|policy|deployment-target picks a suite",
                 escape(&file.name),
                 escape(&inspection.world)
             ))
@@ -559,7 +559,7 @@ fn builtin_or(dirs: &[PathBuf], contract: Contract) -> anyhow::Result<Suite> {
 /// One line: trust it or not, and why.
 fn verdict(r: &Report) -> String {
     let s = &r.summary;
-    let ran = s.passed + s.failed + s.known_failures + s.unexpected_passes;
+    let ran = s.ran();
     let mut extra = String::new();
     if s.known_failures > 0 {
         let _ = write!(extra, ", {} known failures", s.known_failures);
@@ -569,6 +569,8 @@ fn verdict(r: &Report) -> String {
     }
     if s.ok() {
         format!("PASS: {} of {ran} calls pass{extra}", s.passed + s.unexpected_passes)
+    } else if ran == 0 {
+        format!("NOTHING CHECKED: no case could run here ({} not run; the table says why).", s.not_run)
     } else if s.failed == 0 {
         format!(
             "INCOMPLETE: {} of {ran} calls pass{extra}, but it supports no {}: nothing about them was checked.",

@@ -253,9 +253,15 @@ impl Summary {
         }
     }
 
-    /// True when nothing failed (known failures excepted) and every operation was checked.
+    /// True when something ran, nothing failed (known failures excepted), and every
+    /// operation was checked.
     pub fn ok(&self) -> bool {
-        self.failed == 0 && self.unsupported.is_empty()
+        self.ran() > 0 && self.failed == 0 && self.unsupported.is_empty()
+    }
+
+    /// Calls that ran (whatever their result).
+    pub fn ran(&self) -> usize {
+        self.passed + self.failed + self.known_failures + self.unexpected_passes
     }
 }
 
@@ -307,5 +313,8 @@ mod tests {
             result("transfer-to-follower", "transfer-leader", Status::NotRun("changes the cluster".into())),
         ];
         assert!(Summary::of(&results).ok());
+        // Nothing that ran is nothing checked.
+        let results = vec![result("stores", "get-stores", Status::NotRun("the project could not be opened".into()))];
+        assert!(!Summary::of(&results).ok());
     }
 }
