@@ -62,18 +62,18 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Profile::Production)]
     profile: Profile,
     /// A policy parameter for every `decide` (policy suites), e.g. store=1.
-    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = super::run::parse_param)]
     params: Vec<(String, String)>,
     /// The subject whose compose project a deployment driver deploys (deployment-target
     /// suites), under a project name of the check's own.
     #[arg(long, value_name = "SUBJECT")]
     subject: Option<String>,
     /// How long `up --wait` may take (deployment-target suites).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "120s")]
+    #[arg(long, value_name = "DURATION", value_parser = sandbox_args::parse_duration, default_value = "120s")]
     wait_timeout: Duration,
     /// How long the whole check may take: an adapter that spends every call's budget cannot
     /// make it run for hours.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "15m")]
+    #[arg(long, value_name = "DURATION", value_parser = sandbox_args::parse_duration, default_value = "15m")]
     run_timeout: Duration,
     #[command(flatten)]
     sandbox: SandboxArgs,
@@ -91,18 +91,6 @@ enum ContractArg {
 enum Profile {
     Production,
     Strict,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    s.parse::<operator_host::limits::HumanDuration>().map(|d| d.0).map_err(|e| e.to_string())
-}
-
-fn parse_param(s: &str) -> Result<(String, String), String> {
-    let (k, v) = s.split_once('=').ok_or("expected NAME=VALUE, e.g. store=1")?;
-    if k.is_empty() {
-        return Err("the parameter name is empty".into());
-    }
-    Ok((k.to_string(), v.to_string()))
 }
 
 /// Most simulated clusters one check starts (each distinct `[cluster]` of the cases is one).
@@ -267,7 +255,10 @@ pub async fn run(ctx: &Context, args: Args, junit: bool) -> anyhow::Result<()> {
             (results, cluster, grants, None)
         }
         Contract::Policy => {
-            check_params(&runtime, &component, &base, &file.name, &args.params).await?;
+            let client = operator_host::policy::PolicyClient::new(&runtime, &component, base.clone())?;
+            let first = operator_host::conformance::policy::observation(&Default::default());
+            let hint = " (the suite's synthetic clusters have stores 1, 2, 3, ...)";
+            super::run::check_params(&client, &file.name, &args.params, &first, hint).await?;
             let runner = PolicyRunner {
                 runtime: &runtime,
                 component: &component,
@@ -304,7 +295,7 @@ pub async fn run(ctx: &Context, args: Args, junit: bool) -> anyhow::Result<()> {
                         "real endpoints: {}",
                         endpoints.iter().map(|(n, u)| format!("{n}={u}")).collect::<Vec<_>>().join(", ")
                     );
-                    targets.insert(spec, Ok(Target { label: "endpoints".into(), endpoints, truth: None }));
+                    targets.insert(spec, Ok(Target { endpoints, truth: None }));
                     continue;
                 }
                 let any = "127.0.0.1:0".parse().expect("a socket address");
@@ -313,15 +304,10 @@ pub async fn run(ctx: &Context, args: Args, junit: bool) -> anyhow::Result<()> {
                     .map_err(|e| anyhow::anyhow!("cannot start the TiKV simulator on loopback: {e}"))?;
                 let url = |a: std::net::SocketAddr| url::Url::parse(&format!("http://{a}")).expect("a loopback URL");
                 let endpoints = vec![("pd".to_string(), url(sim.pd)), ("prometheus".to_string(), url(sim.prometheus))];
-                let label =
-                    format!("simulator: {} stores, {} regions, ids from {}", spec.stores, spec.regions, spec.first_id);
                 if cluster.is_empty() || spec == ClusterSpec::default() {
                     cluster = format!("TiKV simulator, in-process (PD {}, Prometheus {})", sim.pd, sim.prometheus);
                 }
-                targets.insert(
-                    spec,
-                    Ok(Target { label, endpoints, truth: Some(Arc::new(SimTruth(sim.cluster.clone()))) }),
-                );
+                targets.insert(spec, Ok(Target { endpoints, truth: Some(Arc::new(SimTruth(sim.cluster.clone()))) }));
                 sims.push(sim);
             }
             if !real && targets.len() > 1 {
@@ -416,42 +402,6 @@ pub async fn run(ctx: &Context, args: Args, junit: bool) -> anyhow::Result<()> {
         }
     }
     if report.summary.ok() { Ok(()) } else { Err(Reported.into()) }
-}
-
-/// Refuses, before any case, a parameter the policy does not take or a value it rejects
-/// (asked on the suite's first observation): otherwise every case would fail the same way.
-async fn check_params(
-    runtime: &operator_host::Runtime,
-    component: &operator_host::LoadedComponent,
-    base: &operator_host::Policy,
-    name: &str,
-    params: &[(String, String)],
-) -> anyhow::Result<()> {
-    use operator_host::policy::{PolicyClient, PolicyError};
-    let client = PolicyClient::new(runtime, component, base.clone())?;
-    let Ok(info) = client.describe().await else { return Ok(()) };
-    let known: Vec<&str> = info.value.params.iter().map(|p| p.name.as_str()).collect();
-    if let Some((unknown, _)) = params.iter().find(|(k, _)| !known.contains(&k.as_str())) {
-        let takes = if known.is_empty() { "no parameters".to_string() } else { known.join(", ") };
-        return Err(UsageError(format!(
-            "policy {} has no parameter `{}`; it takes {takes}",
-            escape(name),
-            escape(unknown)
-        ))
-        .into());
-    }
-    let first = operator_host::conformance::policy::observation(&Default::default());
-    if let Ok(o) = client.decide(&first, params).await
-        && let Err(PolicyError::InvalidParam(why)) = o.value
-    {
-        return Err(UsageError(format!(
-            "policy {}: {} (the suite's synthetic clusters have stores 1, 2, 3, ...)",
-            escape(name),
-            escape(&why)
-        ))
-        .into());
-    }
-    Ok(())
 }
 
 /// Runs the DeploymentTarget suite: the subject's compose project under a name of the check's

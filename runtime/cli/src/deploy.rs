@@ -13,7 +13,6 @@ use operator_host::capability::docker::bollard_engine::BollardEngine;
 use operator_host::capability::docker::engine::DockerEngine;
 use operator_host::capability::progress::{Phase, ProgressHandle, ProgressSink};
 use operator_host::deploy::{self, ComposeProject, DeployError, Deployer, OpenError, ProjectSource, ServiceStatus};
-use operator_host::limits::HumanDuration;
 use operator_host::manifest::{MANIFEST_FILE, Manifest};
 use operator_host::registry::load_named_manifest;
 use operator_host::sandbox::{CallOutcome, FailedCall};
@@ -108,9 +107,7 @@ enum Action {
     },
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    s.parse::<HumanDuration>().map(|d| d.0).map_err(|e| e.to_string())
-}
+use super::sandbox_args::parse_duration;
 
 /// Where the project is, what its manifest says and grants.
 struct Resolved {

@@ -60,9 +60,7 @@ pub struct Args {
     sandbox: SandboxArgs,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    s.parse::<HumanDuration>().map(|d| d.0).map_err(|e| e.to_string())
-}
+use super::sandbox_args::parse_duration;
 
 fn parse_interval(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
@@ -72,7 +70,7 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-fn parse_param(s: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_param(s: &str) -> Result<(String, String), String> {
     let (k, v) = s.split_once('=').ok_or("expected KEY=VALUE, e.g. tolerance=1.1")?;
     if k.is_empty() {
         return Err("the parameter name is empty".into());
@@ -103,7 +101,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         None => return Err(UsageError("no home folder for the audit log; pass --audit FILE".into()).into()),
     };
     let policy = PolicyClient::new(&runtime, &policy_component, policy_sandbox)?;
-    check_params(&policy, &policy_file.name, &args.params).await?;
+    check_params(&policy, &policy_file.name, &args.params, &Observation::default(), "").await?;
     // Locked before it is read: another loop cannot act between the replay and this one's start.
     let audit = AuditLog::open(&audit_path)?;
     let replay = Replay::read(&audit_path)?;
@@ -192,9 +190,16 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Refuses, before the first round, a parameter the policy does not take or whose value it
-/// rejects (asked with an empty observation), instead of failing every round.
-async fn check_params(policy: &PolicyClient<'_>, name: &str, params: &[(String, String)]) -> anyhow::Result<()> {
+/// Refuses, before the first round (or the first case of `operator check`), a parameter the
+/// policy does not take or whose value it rejects when asked on `probe`, instead of failing
+/// every round the same way. `hint` follows the policy's own reason.
+pub(crate) async fn check_params(
+    policy: &PolicyClient<'_>,
+    name: &str,
+    params: &[(String, String)],
+    probe: &Observation,
+    hint: &str,
+) -> anyhow::Result<()> {
     let info = policy.describe().await?.value;
     let known: Vec<&str> = info.params.iter().map(|p| p.name.as_str()).collect();
     if let Some((unknown, _)) = params.iter().find(|(k, _)| !known.contains(&k.as_str())) {
@@ -207,10 +212,10 @@ async fn check_params(policy: &PolicyClient<'_>, name: &str, params: &[(String, 
         .into());
     }
     // A policy that fails here fails its rounds too, where the loop reports it and goes on.
-    if let Ok(o) = policy.decide(&Observation::default(), params).await
+    if let Ok(o) = policy.decide(probe, params).await
         && let Err(PolicyError::InvalidParam(why)) = o.value
     {
-        return Err(UsageError(format!("policy {}: {}", escape(name), escape(&why))).into());
+        return Err(UsageError(format!("policy {}: {}{hint}", escape(name), escape(&why))).into());
     }
     Ok(())
 }

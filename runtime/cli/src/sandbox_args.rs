@@ -76,7 +76,8 @@ fn parse_endpoint(s: &str) -> Result<(String, Url), String> {
     Ok((name.to_string(), parse_endpoint_url(url)?))
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+/// A duration flag (`500ms`, `5s`, `2m`).
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     s.parse::<HumanDuration>().map(|d| d.0).map_err(|e| e.to_string())
 }
 

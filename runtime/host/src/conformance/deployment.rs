@@ -254,8 +254,6 @@ impl DeploymentRunner<'_> {
     ) -> Option<Finding> {
         let pass = |detail: String| Some(Finding { rule, passed: true, detail });
         let fail = |detail: String| Some(Finding { rule, passed: false, detail });
-        let first_line =
-            |e: &dyn std::fmt::Display| super::subject_text(e.to_string().lines().next().unwrap_or_default());
         let ids = |v: &[ContainerView]| v.iter().map(|c| c.id.clone()).collect::<BTreeSet<_>>();
         let not_running: Vec<String> = after
             .iter()
@@ -266,12 +264,12 @@ impl DeploymentRunner<'_> {
             .collect();
         match rule {
             RuleId::NoTrap => match result {
-                Err(e @ CallError::Trap { .. }) => fail(first_line(e)),
+                Err(e @ CallError::Trap { .. }) => fail(super::error_line(e)),
                 _ => pass("no trap".into()),
             },
             RuleId::WithinLimits => match result {
                 Err(CallError::Trap { .. }) | Ok(_) => pass("within its limits".into()),
-                Err(e) => fail(first_line(e)),
+                Err(e) => fail(super::error_line(e)),
             },
             RuleId::Answers => match result {
                 Ok(Ok(_)) => pass("answered".into()),
@@ -318,7 +316,7 @@ impl DeploymentRunner<'_> {
                 if said == engine {
                     pass(format!("{} containers as the engine has them", said.len()))
                 } else {
-                    fail(format!("`status` says {said:?}; the engine has {engine:?}"))
+                    fail(super::subject_text(&format!("`status` says {said:?}; the engine has {engine:?}")))
                 }
             }
             RuleId::LogsEnd => match result {

@@ -265,6 +265,11 @@ impl Summary {
     }
 }
 
+/// The first line of an error (a trap's stderr and backtrace follow it), safe and short.
+pub(crate) fn error_line(e: &dyn std::fmt::Display) -> String {
+    subject_text(e.to_string().lines().next().unwrap_or_default())
+}
+
 /// A component's text made safe and short for a finding.
 pub(crate) fn subject_text(text: &str) -> String {
     const MAX: usize = 300;

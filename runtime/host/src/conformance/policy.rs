@@ -338,20 +338,12 @@ impl PolicyRunner<'_> {
         for rule in &rules {
             match rule {
                 RuleId::NoTrap => findings.push(match errors.iter().find(|e| matches!(e, CallError::Trap { .. })) {
-                    Some(e) => Finding {
-                        rule: *rule,
-                        passed: false,
-                        detail: super::subject_text(e.to_string().lines().next().unwrap_or_default()),
-                    },
+                    Some(e) => Finding { rule: *rule, passed: false, detail: super::error_line(e) },
                     None => Finding { rule: *rule, passed: true, detail: "no trap".into() },
                 }),
                 RuleId::WithinLimits => {
                     findings.push(match errors.iter().find(|e| !matches!(e, CallError::Trap { .. })) {
-                        Some(e) => Finding {
-                            rule: *rule,
-                            passed: false,
-                            detail: super::subject_text(e.to_string().lines().next().unwrap_or_default()),
-                        },
+                        Some(e) => Finding { rule: *rule, passed: false, detail: super::error_line(e) },
                         None => Finding { rule: *rule, passed: true, detail: "within its limits".into() },
                     })
                 }

@@ -42,8 +42,6 @@ pub trait Truth: Send + Sync {
 
 /// A cluster cases run on.
 pub struct Target {
-    /// What it is, for the report (`simulator (4 stores, 64 regions)`, `endpoints`).
-    pub label: String,
     /// Endpoint URLs, by name.
     pub endpoints: Vec<(String, Url)>,
     /// The cluster's own state, when the runner can see it.
@@ -432,12 +430,6 @@ fn accepted(e: &CallError, errors: &[String]) -> bool {
     !guest_deadline && errors.iter().any(|k| k == e.kind())
 }
 
-/// The first line of a sandbox error (a trap's stderr and backtrace follow it).
-fn first_line(e: &CallError) -> String {
-    let text = e.to_string();
-    shown(text.lines().next().unwrap_or_default())
-}
-
 /// The text of a cluster's error body: a JSON string, an object's message, or the text.
 fn cluster_message(body: &str) -> String {
     let t = body.trim();
@@ -479,7 +471,7 @@ impl Check<'_> {
             RuleId::NoTrap => {
                 for o in self.observed {
                     if let Err(e @ CallError::Trap { .. }) = &o.result {
-                        return fail(rule, first_line(e));
+                        return fail(rule, super::error_line(e));
                     }
                 }
                 pass(rule, "no trap")
@@ -488,7 +480,7 @@ impl Check<'_> {
                 for o in self.observed {
                     match &o.result {
                         Err(CallError::Trap { .. }) => {}
-                        Err(e) if !accepted(e, &case.errors) => return fail(rule, first_line(e)),
+                        Err(e) if !accepted(e, &case.errors) => return fail(rule, super::error_line(e)),
                         _ => {}
                     }
                 }
@@ -594,7 +586,7 @@ impl Check<'_> {
                 if unique.len() != info.actions.len() {
                     return fail(rule, "an action is listed twice");
                 }
-                pass(rule, format!("actions: {}", info.actions.join(", ")))
+                pass(rule, format!("actions: {}", shown(&info.actions.join(", "))))
             }
             RuleId::StoresUnique => {
                 let Some(Value::Stores(stores)) = self.last_value() else { return None };
