@@ -19,9 +19,8 @@ use crate::bindings::operator::core::docker::{
 };
 use crate::bindings::operator::core::log::Level;
 use crate::bindings::operator::core::progress::Phase;
-use crate::interpolate::{Env, interpolate_tree, parse_dotenv};
-use crate::model::{self, Condition, Project, Service};
-use crate::yaml::{self, Kind, Node};
+use crate::model::{Condition, Project, Service};
+use crate::project;
 use operator_rules::names;
 
 /// What the driver needs from its host.
@@ -68,66 +67,23 @@ pub fn describe(e: &DockerError) -> String {
     }
 }
 
-/// Loads the project: every file parsed, interpolated, merged (later files override), and
-/// turned into the model. Errors say `file:line: reason`.
+/// Loads the project (the shared loader, [`project::load`]) and logs its warnings, plus one
+/// per service that has a `deploy:` section, which only the Swarm driver uses.
 pub fn load(input: &ProjectInput, host: &dyn Host) -> Result<Project, DeployError> {
-    let dotenv = match &input.env_file {
-        Some(text) => parse_dotenv(text, &input.environment)
-            .map_err(|e| DeployError::InvalidProject(format!("{}/{e}", input.directory)))?,
-        None => Vec::new(),
-    };
-    let mut env = Env::new(&input.environment, &dotenv);
-    env.set("COMPOSE_PROJECT_NAME", &input.name);
-    let lookup = |k: &str| env.get(k).map(String::from);
     let mut warnings = Vec::new();
-    let mut merged: Option<Node> = None;
-    let mut last_path = String::new();
-    for file in &input.files {
-        let mut root =
-            yaml::parse(&file.contents).map_err(|e| DeployError::InvalidProject(format!("{}: {e}", file.path)))?;
-        interpolate_tree(&mut root, &env, &mut warnings)
-            .map_err(|(line, e)| DeployError::InvalidProject(format!("{}:{line}: {e}", file.path)))?;
-        merged = Some(match merged {
-            None => root,
-            Some(base) => merge(base, root),
-        });
-        last_path = file.path.clone();
-    }
-    let Some(root) = merged else {
-        return Err(DeployError::InvalidProject(format!("no compose file in {}", input.directory)));
-    };
-    let project = model::project(&root, &input.directory, &lookup, &mut warnings)
-        .map_err(|e| DeployError::InvalidProject(format!("{last_path}:{}: {}", e.line, e.message)))?;
-    if let Some(name) = project.name.as_deref().filter(|n| *n != input.name) {
-        warnings.push(format!(
-            "the compose file's `name: {name}` is not used: this project is `{}` (the host names projects after \
-             the subject or -p)",
-            input.name
-        ));
+    let project = project::load(input, &mut warnings)?;
+    for s in &project.services {
+        if let Some(d) = &s.deploy {
+            warnings.push(format!(
+                "line {}: services.{}.deploy is used only by `operator deploy swarm`; ignored here",
+                d.line, s.name
+            ));
+        }
     }
     for w in warnings {
         host.log(Level::Warn, &w);
     }
     Ok(project)
-}
-
-/// Deep-merges an override file into a base: mappings merge key by key, anything else is replaced.
-fn merge(base: Node, over: Node) -> Node {
-    match (base.kind, over.kind) {
-        (Kind::Map(mut b), Kind::Map(o)) => {
-            for (k, v) in o {
-                match b.iter().position(|(bk, _)| *bk == k) {
-                    Some(i) => {
-                        let (_, old) = b.remove(i);
-                        b.insert(i, (k, merge(old, v)));
-                    }
-                    None => b.push((k, v)),
-                }
-            }
-            Node { line: over.line, kind: Kind::Map(b) }
-        }
-        (_, kind) => Node { line: over.line, kind },
-    }
 }
 
 fn container_name(project: &str, s: &Service) -> String {
@@ -657,6 +613,7 @@ mod tests {
         images: Vec<String>,
         sick: Vec<String>,
         ops: RefCell<Vec<String>>,
+        logs: RefCell<Vec<String>>,
         next_id: RefCell<u32>,
     }
 
@@ -776,7 +733,9 @@ mod tests {
             0
         }
         fn progress(&self, _task: &str, _phase: Phase, _detail: &str) {}
-        fn log(&self, _level: Level, _message: &str) {}
+        fn log(&self, _level: Level, message: &str) {
+            self.logs.borrow_mut().push(message.into());
+        }
     }
 
     const FILE: &str = r#"
@@ -877,5 +836,26 @@ volumes:
         assert_eq!(networks[0].aliases, vec!["app".to_string(), "p-app-1".to_string()]);
         assert_eq!(s.depends_on, vec!["db:service_healthy:false".to_string()]);
         assert_eq!(s.environment, vec![("MODE".to_string(), "normal".to_string())]);
+    }
+
+    #[test]
+    fn deploy_is_left_to_swarm_with_one_warning_per_service() {
+        let file = "services:\n  a:\n    image: db:1\n    deploy: { replicas: 3 }\n  b:\n    image: app:1\n    deploy:\n      resources: { limits: { cpus: \"0.5\" } }\n";
+        let host = fake();
+        let with_deploy = ProjectInput {
+            files: vec![ComposeFile { path: "/proj/docker-compose.yaml".into(), contents: file.into() }],
+            ..input(None)
+        };
+        let project = load(&with_deploy, &host).expect("load");
+        // A block mapping's line is its first entry's, as in every model message.
+        assert_eq!(
+            *host.logs.borrow(),
+            [
+                "line 4: services.a.deploy is used only by `operator deploy swarm`; ignored here",
+                "line 8: services.b.deploy is used only by `operator deploy swarm`; ignored here",
+            ]
+        );
+        // One container per service whatever `replicas` says.
+        assert_eq!(spec("p", project.service("a").expect("a")).number, 1);
     }
 }

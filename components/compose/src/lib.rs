@@ -5,10 +5,15 @@
 //!
 //! Parsing, interpolation and planning run here, in the sandbox; the host only executes a
 //! small set of Docker operations and refuses anything outside the project.
+//!
+//! `yaml`, `interpolate`, `model` and `project` (the loader) are shared by source with the
+//! Swarm driver (`components/swarm`), so they use only the contract's types, never `driver`'s
+//! `Host`.
 
 pub mod driver;
 pub mod interpolate;
 pub mod model;
+pub mod project;
 pub mod yaml;
 
 /// Generated bindings for `world deployment-driver`.

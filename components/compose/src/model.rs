@@ -3,6 +3,11 @@
 //!
 //! Unknown keys are warnings (as in compose), not errors; keys whose meaning we cannot honour
 //! (`build`, `extends`, `env_file`, external networks) are errors that say so.
+//!
+//! The model is shared by the compose driver and the Swarm driver (`components/swarm` compiles
+//! this file too). What only Swarm uses — `deploy:` and a port's publish `mode` — is parsed into
+//! plain model types and kept out of [`Service::config_hash`], so compose's containers keep
+//! their hashes whatever a file says under `deploy:`.
 
 use std::collections::BTreeMap;
 
@@ -25,6 +30,10 @@ pub struct Project {
     /// Top-level `name:`, if any.
     #[serde(skip)]
     pub name: Option<String>,
+    /// `x-operator-swarm: { publish-mode: host|ingress }`: how `deploy swarm` publishes every
+    /// port (its `--publish-mode` flag arrives as this extension, in a file of its own).
+    #[serde(skip)]
+    pub publish_mode: Option<PublishMode>,
 }
 
 /// One service, its settings already in the shape of the `docker` contract's `container-spec`
@@ -60,8 +69,113 @@ pub struct Service {
     pub ulimits: Vec<Ulimit>,
     /// `(hostname, address)`.
     pub extra_hosts: Vec<(String, String)>,
+    /// The publish mode of each entry of `ports` (same length and order); `None` where the file
+    /// gives none (always for the short syntax). Only Swarm uses it.
+    #[serde(skip)]
+    pub port_modes: Vec<Option<PublishMode>>,
+    /// The `deploy:` section, which only Swarm uses.
+    #[serde(skip)]
+    pub deploy: Option<Deploy>,
+    /// The line of each key of the service's mapping, for messages about a setting.
+    #[serde(skip)]
+    pub key_lines: Vec<(String, u64)>,
     #[serde(skip)]
     pub line: u64,
+}
+
+/// How a port is published on a swarm (the long syntax's `mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishMode {
+    /// Through the routing mesh, on every node.
+    Ingress,
+    /// On the node running the task.
+    Host,
+}
+
+/// A service's `deploy:` section: how Swarm runs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deploy {
+    pub mode: DeployMode,
+    pub endpoint_mode: EndpointMode,
+    /// Labels of the service itself (not of its containers).
+    pub labels: Vec<(String, String)>,
+    /// `placement.constraints`.
+    pub constraints: Vec<String>,
+    pub restart_policy: Option<DeployRestartPolicy>,
+    pub update_config: Option<UpdateConfig>,
+    pub resources: Option<Resources>,
+    /// The line of `deploy:`.
+    pub line: u64,
+}
+
+/// How many tasks a service runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeployMode {
+    /// `mode: replicated` with `replicas` (default 1).
+    Replicated(u32),
+    /// `mode: global`: one task per matching node.
+    Global,
+}
+
+/// How a service is found by name (`endpoint_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointMode {
+    Vip,
+    Dnsrr,
+}
+
+/// When Swarm replaces a task that ended (`restart_policy.condition`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartCondition {
+    None,
+    OnFailure,
+    Any,
+}
+
+/// `deploy.restart_policy`; unset durations and attempts are left to Swarm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeployRestartPolicy {
+    pub condition: RestartCondition,
+    pub delay_ms: Option<u64>,
+    /// None: without limit.
+    pub max_attempts: Option<u32>,
+    pub window_ms: Option<u64>,
+}
+
+/// What a rolling update does when a task fails (`update_config.failure_action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureAction {
+    Pause,
+    Continue,
+    Rollback,
+}
+
+/// Whether a rolling update stops the old task before starting the new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateOrder {
+    StopFirst,
+    StartFirst,
+}
+
+/// `deploy.update_config`, with compose's defaults for what the file leaves out.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UpdateConfig {
+    /// Tasks updated at once (default 1); 0 means all at once.
+    pub parallelism: u32,
+    pub delay_ms: u64,
+    pub failure_action: FailureAction,
+    pub monitor_ms: Option<u64>,
+    pub max_failure_ratio: Option<f32>,
+    pub order: UpdateOrder,
+}
+
+/// `deploy.resources`: CPU in nano-CPUs (1e9 = one CPU), memory in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Resources {
+    pub limit_nano_cpus: Option<i64>,
+    pub limit_memory_bytes: Option<i64>,
+    pub reserve_nano_cpus: Option<i64>,
+    pub reserve_memory_bytes: Option<i64>,
 }
 
 /// How a service waits for another.
@@ -328,8 +442,9 @@ fn protocol(text: &str) -> Option<Protocol> {
 }
 
 /// Short syntax `[[IP:]HOST:]CONTAINER[/PROTO]` (with ranges), or the long syntax. An empty
-/// host address is left to the host (which publishes on 127.0.0.1 unless granted more).
-fn ports(node: &Node, field: &str) -> R<Vec<PortBinding>> {
+/// host address is left to the host (which publishes on 127.0.0.1 unless granted more). Each
+/// binding comes with the long syntax's publish `mode`, if given.
+fn ports(node: &Node, field: &str) -> R<Vec<(PortBinding, Option<PublishMode>)>> {
     let Kind::Seq(items) = &node.kind else {
         return if node.kind == Kind::Null { Ok(Vec::new()) } else { err(node, format!("{field} must be a list")) };
     };
@@ -352,7 +467,18 @@ fn ports(node: &Node, field: &str) -> R<Vec<PortBinding>> {
                 _ => None,
             };
             let proto = opt_string(item.get("protocol"), "protocol")?.unwrap_or_else(|| "tcp".into());
-            out.push(PortBinding {
+            let mode = match opt_string(item.get("mode"), "mode")?.as_deref() {
+                None => None,
+                Some("ingress") => Some(PublishMode::Ingress),
+                Some("host") => Some(PublishMode::Host),
+                Some(other) => {
+                    return err(
+                        item.get("mode").unwrap_or(item),
+                        format!("{field}: `{other}` is not a publish mode (ingress, host)"),
+                    );
+                }
+            };
+            let binding = PortBinding {
                 container_port: container,
                 host_port: host,
                 host_ip: opt_string(item.get("host_ip"), "host_ip")?.filter(|ip| !ip.is_empty()),
@@ -360,7 +486,8 @@ fn ports(node: &Node, field: &str) -> R<Vec<PortBinding>> {
                     line: item.line,
                     message: format!("{field}: `{proto}` is not a protocol (tcp, udp, sctp)"),
                 })?,
-            });
+            };
+            out.push((binding, mode));
             continue;
         }
         let text = string(item, field)?;
@@ -392,7 +519,7 @@ fn ports(node: &Node, field: &str) -> R<Vec<PortBinding>> {
         }
         for (c, h) in containers.into_iter().zip(hosts) {
             let host_ip = (!ip.is_empty()).then(|| ip.to_string());
-            out.push(PortBinding { container_port: c, host_port: h, host_ip, protocol: proto });
+            out.push((PortBinding { container_port: c, host_port: h, host_ip, protocol: proto }, None));
         }
     }
     Ok(out)
@@ -719,7 +846,15 @@ pub fn project(
         let line = services.iter().find(|s| s.name == cycle[0]).map(|s| s.line).unwrap_or(1);
         return Err(ModelError { line, message: format!("dependency cycle found: {}", cycle.join(" -> ")) });
     }
-    Ok(Project { services, networks, volumes, name })
+    let publish_mode = match root.get("x-operator-swarm").and_then(|x| x.get("publish-mode")) {
+        None => None,
+        Some(n) => match string(n, "x-operator-swarm.publish-mode")?.as_str() {
+            "host" => Some(PublishMode::Host),
+            "ingress" => Some(PublishMode::Ingress),
+            other => return err(n, format!("x-operator-swarm.publish-mode: `{other}` is not `host` or `ingress`")),
+        },
+    };
+    Ok(Project { services, networks, volumes, name, publish_mode })
 }
 
 fn valid_name(name: &str) -> bool {
@@ -756,8 +891,7 @@ fn service(
             "env_file" | "extends" | "secrets" | "configs" | "volumes_from" | "links" => {
                 return err(node, format!("services.{name}.{key} is not supported"));
             }
-            "deploy" | "profiles" | "pull_policy" | "tty" | "stdin_open" | "init" | "logging" | "platform"
-            | "expose" => {
+            "profiles" | "pull_policy" | "tty" | "stdin_open" | "init" | "logging" | "platform" | "expose" => {
                 warnings.push(format!("line {}: services.{name}.{key} is ignored", node.line));
             }
             k if k.starts_with("x-") || SERVICE_KEYS.contains(&k) => {}
@@ -864,6 +998,8 @@ fn service(
             );
         }
     };
+    let (ports, port_modes) =
+        s.get("ports").map(|n| ports(n, &f("ports"))).transpose()?.unwrap_or_default().into_iter().unzip();
     Ok(Service {
         name: name.to_string(),
         image,
@@ -878,7 +1014,8 @@ fn service(
             .map(|n| key_values(n, &f("environment"), lookup))
             .transpose()?
             .unwrap_or_default(),
-        ports: s.get("ports").map(|n| ports(n, &f("ports"))).transpose()?.unwrap_or_default(),
+        ports,
+        port_modes,
         mounts: s.get("volumes").map(|n| mounts(n, &f("volumes"), dir, volumes)).transpose()?.unwrap_or_default(),
         depends_on: s.get("depends_on").map(depends_on).transpose()?.unwrap_or_default(),
         healthcheck: s.get("healthcheck").map(healthcheck).transpose()?.flatten(),
@@ -901,8 +1038,236 @@ fn service(
         stop_signal: opt_string(s.get("stop_signal"), &f("stop_signal"))?,
         ulimits: s.get("ulimits").map(ulimits).transpose()?.unwrap_or_default(),
         extra_hosts: s.get("extra_hosts").map(|n| extra_hosts(n, &f("extra_hosts"))).transpose()?.unwrap_or_default(),
+        deploy: s.get("deploy").map(|n| deploy(n, &f("deploy"), warnings)).transpose()?.flatten(),
+        key_lines: s.map().unwrap_or_default().iter().map(|(k, n)| (k.clone(), n.line)).collect(),
         line: s.line,
     })
+}
+
+/// A whole number (an integer, or a string of digits as interpolation leaves it).
+fn whole<T: std::str::FromStr>(node: &Node, field: &str) -> R<T> {
+    match node.kind {
+        Kind::Int(_) | Kind::Str(_) => {}
+        _ => return err(node, format!("{field} must be a whole number, not {}", node.type_name())),
+    }
+    let text = string(node, field)?;
+    text.trim().parse::<T>().map_err(|_| ModelError {
+        line: node.line,
+        message: format!("{field}: `{text}` is not a whole number in range"),
+    })
+}
+
+/// A decimal number (an integer, a float, or a string holding one).
+fn decimal(node: &Node, field: &str) -> R<f64> {
+    let value = match &node.kind {
+        Kind::Int(i) => Some(*i as f64),
+        Kind::Float(f) => Some(*f),
+        Kind::Str(s) => s.trim().parse::<f64>().ok(),
+        _ => return err(node, format!("{field} must be a number, not {}", node.type_name())),
+    };
+    match value {
+        Some(v) if v.is_finite() => Ok(v),
+        _ => err(node, format!("{field}: `{}` is not a number", node.scalar().unwrap_or_default())),
+    }
+}
+
+/// One of `choices` (`(text, value)`), else an error listing them.
+fn choice<T: Copy>(node: &Node, field: &str, choices: &[(&str, T)]) -> R<T> {
+    let text = string(node, field)?;
+    match choices.iter().find(|(name, _)| *name == text) {
+        Some((_, value)) => Ok(*value),
+        None => {
+            let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
+            err(node, format!("{field}: `{text}` is not one of {}", names.join(", ")))
+        }
+    }
+}
+
+/// The mapping under `node`, warning about keys not in `known` (compose's style) and about the
+/// `ignored` ones it does not use.
+fn section<'a>(
+    node: &'a Node,
+    field: &str,
+    known: &[&str],
+    ignored: &[&str],
+    warnings: &mut Vec<String>,
+) -> R<&'a [(String, Node)]> {
+    let Some(entries) = node.map() else { return err(node, format!("{field} must be a mapping")) };
+    for (key, value) in entries {
+        if ignored.contains(&key.as_str()) {
+            warnings.push(format!("line {}: {field}.{key} is ignored", value.line));
+        } else if !known.contains(&key.as_str()) && !key.starts_with("x-") {
+            warnings.push(format!("line {}: unknown key {field}.{key} ignored", value.line));
+        }
+    }
+    Ok(entries)
+}
+
+/// `deploy:`: replicas and mode, endpoint mode, service labels, placement constraints, restart
+/// policy, update config and resources. Unknown keys are warnings, wrong values errors.
+fn deploy(node: &Node, field: &str, warnings: &mut Vec<String>) -> R<Option<Deploy>> {
+    if node.kind == Kind::Null {
+        return Ok(None);
+    }
+    section(
+        node,
+        field,
+        &["mode", "replicas", "endpoint_mode", "labels", "placement", "restart_policy", "update_config", "resources"],
+        &["rollback_config"],
+        warnings,
+    )?;
+    let f = |key: &str| format!("{field}.{key}");
+    let non_null = |key: &str| present(node, key);
+    let replicas = non_null("replicas").map(|n| whole::<u32>(n, &f("replicas"))).transpose()?;
+    let mode = match non_null("mode") {
+        None => DeployMode::Replicated(replicas.unwrap_or(1)),
+        Some(n) => match string(n, &f("mode"))?.as_str() {
+            "replicated" => DeployMode::Replicated(replicas.unwrap_or(1)),
+            "global" if replicas.is_some() => {
+                return err(
+                    node.get("replicas").unwrap_or(n),
+                    format!("{}: replicas cannot be used with mode `global` (one task per node)", f("replicas")),
+                );
+            }
+            "global" => DeployMode::Global,
+            other => {
+                return err(n, format!("{}: `{other}` is not supported (replicated, global)", f("mode")));
+            }
+        },
+    };
+    let endpoint_mode = match non_null("endpoint_mode") {
+        None => EndpointMode::Vip,
+        Some(n) => choice(n, &f("endpoint_mode"), &[("vip", EndpointMode::Vip), ("dnsrr", EndpointMode::Dnsrr)])?,
+    };
+    let labels = non_null("labels").map(|n| key_values(n, &f("labels"), &|_| None)).transpose()?.unwrap_or_default();
+    let constraints = match non_null("placement") {
+        None => Vec::new(),
+        Some(p) => {
+            let pf = f("placement");
+            section(p, &pf, &["constraints"], &["preferences", "max_replicas_per_node"], warnings)?;
+            p.get("constraints").map(|c| string_list(c, &format!("{pf}.constraints"))).transpose()?.unwrap_or_default()
+        }
+    };
+    let restart_policy =
+        non_null("restart_policy").map(|n| deploy_restart_policy(n, &f("restart_policy"), warnings)).transpose()?;
+    let update_config =
+        non_null("update_config").map(|n| update_config(n, &f("update_config"), warnings)).transpose()?;
+    let resources = non_null("resources").map(|n| resources(n, &f("resources"), warnings)).transpose()?;
+    Ok(Some(Deploy {
+        mode,
+        endpoint_mode,
+        labels,
+        constraints,
+        restart_policy,
+        update_config,
+        resources,
+        line: node.line,
+    }))
+}
+
+/// The value under `key` of a mapping, unless absent or null.
+fn present<'a>(node: &'a Node, key: &str) -> Option<&'a Node> {
+    node.get(key).filter(|n| n.kind != Kind::Null)
+}
+
+fn deploy_restart_policy(node: &Node, field: &str, warnings: &mut Vec<String>) -> R<DeployRestartPolicy> {
+    section(node, field, &["condition", "delay", "max_attempts", "window"], &[], warnings)?;
+    let f = |key: &str| format!("{field}.{key}");
+    Ok(DeployRestartPolicy {
+        condition: match present(node, "condition") {
+            None => RestartCondition::Any,
+            Some(n) => choice(
+                n,
+                &f("condition"),
+                &[
+                    ("none", RestartCondition::None),
+                    ("on-failure", RestartCondition::OnFailure),
+                    ("any", RestartCondition::Any),
+                ],
+            )?,
+        },
+        delay_ms: present(node, "delay").map(|n| duration_ms(n, &f("delay"))).transpose()?,
+        max_attempts: present(node, "max_attempts").map(|n| whole::<u32>(n, &f("max_attempts"))).transpose()?,
+        window_ms: present(node, "window").map(|n| duration_ms(n, &f("window"))).transpose()?,
+    })
+}
+
+fn update_config(node: &Node, field: &str, warnings: &mut Vec<String>) -> R<UpdateConfig> {
+    section(
+        node,
+        field,
+        &["parallelism", "delay", "failure_action", "monitor", "max_failure_ratio", "order"],
+        &[],
+        warnings,
+    )?;
+    let f = |key: &str| format!("{field}.{key}");
+    let max_failure_ratio = match present(node, "max_failure_ratio") {
+        None => None,
+        Some(n) => {
+            let ratio = decimal(n, &f("max_failure_ratio"))?;
+            if !(0.0..=1.0).contains(&ratio) {
+                return err(n, format!("{} must be between 0 and 1", f("max_failure_ratio")));
+            }
+            Some(ratio as f32)
+        }
+    };
+    Ok(UpdateConfig {
+        parallelism: present(node, "parallelism").map(|n| whole::<u32>(n, &f("parallelism"))).transpose()?.unwrap_or(1),
+        delay_ms: present(node, "delay").map(|n| duration_ms(n, &f("delay"))).transpose()?.unwrap_or(0),
+        failure_action: match present(node, "failure_action") {
+            None => FailureAction::Pause,
+            Some(n) => choice(
+                n,
+                &f("failure_action"),
+                &[
+                    ("pause", FailureAction::Pause),
+                    ("continue", FailureAction::Continue),
+                    ("rollback", FailureAction::Rollback),
+                ],
+            )?,
+        },
+        monitor_ms: present(node, "monitor").map(|n| duration_ms(n, &f("monitor"))).transpose()?,
+        max_failure_ratio,
+        order: match present(node, "order") {
+            None => UpdateOrder::StopFirst,
+            Some(n) => choice(
+                n,
+                &f("order"),
+                &[("stop-first", UpdateOrder::StopFirst), ("start-first", UpdateOrder::StartFirst)],
+            )?,
+        },
+    })
+}
+
+/// `resources.limits` and `resources.reservations`: `cpus` (`"0.5"`: half a CPU) and `memory`.
+fn resources(node: &Node, field: &str, warnings: &mut Vec<String>) -> R<Resources> {
+    section(node, field, &["limits", "reservations"], &[], warnings)?;
+    let mut out = Resources::default();
+    for (key, cpus, memory) in [
+        ("limits", &mut out.limit_nano_cpus, &mut out.limit_memory_bytes),
+        ("reservations", &mut out.reserve_nano_cpus, &mut out.reserve_memory_bytes),
+    ] {
+        let Some(set) = present(node, key) else { continue };
+        let sf = format!("{field}.{key}");
+        let ignored: &[&str] = if key == "limits" { &["pids"] } else { &["devices", "generic_resources"] };
+        section(set, &sf, &["cpus", "memory"], ignored, warnings)?;
+        if let Some(n) = present(set, "cpus") {
+            let value = decimal(n, &format!("{sf}.cpus"))?;
+            let nano = (value * 1e9).round();
+            if value <= 0.0 || nano >= i64::MAX as f64 {
+                return err(n, format!("{sf}.cpus must be a positive number of CPUs (e.g. \"0.5\")"));
+            }
+            *cpus = Some(nano as i64);
+        }
+        if let Some(n) = present(set, "memory") {
+            let bytes = byte_size(n, &format!("{sf}.memory"))?;
+            *memory = Some(
+                i64::try_from(bytes)
+                    .map_err(|_| ModelError { line: n.line, message: format!("{sf}.memory is too large") })?,
+            );
+        }
+    }
+    Ok(out)
 }
 
 /// `HOST[:CONTAINER[:PERMISSIONS]]` device entries.
@@ -1005,6 +1370,11 @@ impl Project {
 }
 
 impl Service {
+    /// The line of the service's key `key` (e.g. `privileged`), else of the service.
+    pub fn line_of(&self, key: &str) -> u64 {
+        self.key_lines.iter().find(|(k, _)| k == key).map(|(_, l)| *l).unwrap_or(self.line)
+    }
+
     /// Compose's `config-hash`: sha256 over the service's configuration, dependencies excluded.
     pub fn config_hash(&self) -> String {
         use sha2::{Digest, Sha256};
@@ -1167,6 +1537,250 @@ volumes:
         assert_eq!(parse_duration_ms("500ms"), Some(500));
         assert_eq!(parse_duration_ms("2"), Some(2000));
         assert_eq!(parse_duration_ms("x"), None);
+    }
+
+    fn load_warning(text: &str) -> (Project, Vec<String>) {
+        let root = parse(text).expect("yaml");
+        let mut warnings = Vec::new();
+        let p = project(&root, "/proj", &|_| None, &mut warnings).expect("loads");
+        (p, warnings)
+    }
+
+    #[test]
+    fn deploy_parses_into_the_model() {
+        let p = load(
+            r#"
+services:
+  a:
+    image: x
+    ports:
+      - "80:80"
+      - { target: 2379, published: 2379, mode: host }
+      - { target: 53, protocol: udp, mode: ingress }
+    deploy:
+      replicas: "3"
+      endpoint_mode: dnsrr
+      labels: [tier=db]
+      placement:
+        constraints: ["node.role == manager", "node.labels.zone == a"]
+      restart_policy:
+        condition: on-failure
+        delay: 5s
+        max_attempts: 3
+        window: 1m
+      update_config:
+        parallelism: 2
+        delay: 10s
+        failure_action: rollback
+        monitor: 30s
+        max_failure_ratio: 0.25
+        order: start-first
+      resources:
+        limits: { cpus: "0.5", memory: 512m }
+        reservations: { cpus: 2, memory: 1gb }
+"#,
+        )
+        .expect("loads");
+        let a = &p.services[0];
+        assert_eq!(a.ports.len(), 3);
+        assert_eq!(a.port_modes, vec![None, Some(PublishMode::Host), Some(PublishMode::Ingress)]);
+        let d = a.deploy.as_ref().expect("deploy");
+        assert_eq!(d.line, 10);
+        assert_eq!(d.mode, DeployMode::Replicated(3));
+        assert_eq!(d.endpoint_mode, EndpointMode::Dnsrr);
+        assert_eq!(d.labels, vec![("tier".to_string(), "db".to_string())]);
+        assert_eq!(d.constraints, vec!["node.role == manager".to_string(), "node.labels.zone == a".to_string()]);
+        assert_eq!(
+            d.restart_policy,
+            Some(DeployRestartPolicy {
+                condition: RestartCondition::OnFailure,
+                delay_ms: Some(5000),
+                max_attempts: Some(3),
+                window_ms: Some(60_000)
+            })
+        );
+        assert_eq!(
+            d.update_config,
+            Some(UpdateConfig {
+                parallelism: 2,
+                delay_ms: 10_000,
+                failure_action: FailureAction::Rollback,
+                monitor_ms: Some(30_000),
+                max_failure_ratio: Some(0.25),
+                order: UpdateOrder::StartFirst
+            })
+        );
+        assert_eq!(
+            d.resources,
+            Some(Resources {
+                limit_nano_cpus: Some(500_000_000),
+                limit_memory_bytes: Some(512 << 20),
+                reserve_nano_cpus: Some(2_000_000_000),
+                reserve_memory_bytes: Some(1 << 30),
+            })
+        );
+        assert_eq!(a.line_of("deploy"), 10);
+        assert_eq!(a.line_of("no-such-key"), a.line);
+    }
+
+    #[test]
+    fn deploy_defaults_follow_compose() {
+        let (p, warnings) = load_warning(
+            "services:\n  a:\n    image: x\n    deploy:\n      restart_policy: {}\n      update_config: {}\n  b:\n    image: x\n    deploy:\n      mode: global\n  c:\n    image: x\n",
+        );
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let a = p.services[0].deploy.as_ref().expect("a deploys");
+        assert_eq!((a.mode, a.endpoint_mode), (DeployMode::Replicated(1), EndpointMode::Vip));
+        assert_eq!(
+            a.restart_policy.map(|r| (r.condition, r.delay_ms, r.max_attempts)),
+            Some((RestartCondition::Any, None, None))
+        );
+        assert_eq!(
+            a.update_config,
+            Some(UpdateConfig {
+                parallelism: 1,
+                delay_ms: 0,
+                failure_action: FailureAction::Pause,
+                monitor_ms: None,
+                max_failure_ratio: None,
+                order: UpdateOrder::StopFirst
+            })
+        );
+        assert_eq!(a.resources, None);
+        assert_eq!(p.services[1].deploy.as_ref().map(|d| d.mode), Some(DeployMode::Global));
+        assert_eq!(p.services[2].deploy, None);
+    }
+
+    #[test]
+    fn unknown_deploy_keys_warn_like_compose() {
+        let (p, warnings) = load_warning(
+            "services:\n  a:\n    image: x\n    deploy:\n      rollback_config: { parallelism: 1 }\n      colour: red\n      placement:\n        preferences: [{ spread: node.labels.zone }]\n      resources:\n        limits: { pids: 10 }\n        reservations: { generic_resources: [] }\n",
+        );
+        assert!(p.services[0].deploy.is_some());
+        assert_eq!(
+            warnings,
+            vec![
+                "line 5: services.a.deploy.rollback_config is ignored".to_string(),
+                "line 6: unknown key services.a.deploy.colour ignored".to_string(),
+                "line 8: services.a.deploy.placement.preferences is ignored".to_string(),
+                "line 10: services.a.deploy.resources.limits.pids is ignored".to_string(),
+                "line 11: services.a.deploy.resources.reservations.generic_resources is ignored".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn deploy_errors_name_the_line_and_the_field() {
+        let cases: &[(&str, u64, &str)] = &[
+            ("deploy: [1]", 4, "services.a.deploy must be a mapping"),
+            ("deploy:\n      replicas: many", 5, "services.a.deploy.replicas: `many` is not a whole number"),
+            ("deploy:\n      replicas: -1", 5, "services.a.deploy.replicas: `-1` is not a whole number"),
+            ("deploy:\n      replicas: 1.5", 5, "services.a.deploy.replicas must be a whole number, not a number"),
+            ("deploy:\n      mode: replicated-job", 5, "services.a.deploy.mode: `replicated-job` is not supported"),
+            ("deploy:\n      mode: global\n      replicas: 2", 6, "replicas cannot be used with mode `global`"),
+            (
+                "deploy:\n      endpoint_mode: magic",
+                5,
+                "services.a.deploy.endpoint_mode: `magic` is not one of vip, dnsrr",
+            ),
+            ("deploy:\n      labels: 3", 5, "services.a.deploy.labels must be a list of KEY=VALUE or a mapping"),
+            ("deploy:\n      placement: [x]", 5, "services.a.deploy.placement must be a mapping"),
+            (
+                "deploy:\n      placement:\n        constraints: node.role",
+                6,
+                "services.a.deploy.placement.constraints must be a list",
+            ),
+            (
+                "deploy:\n      restart_policy:\n        condition: sometimes",
+                6,
+                "services.a.deploy.restart_policy.condition: `sometimes` is not one of none, on-failure, any",
+            ),
+            (
+                "deploy:\n      restart_policy:\n        delay: soon",
+                6,
+                "services.a.deploy.restart_policy.delay: `soon` is not a duration",
+            ),
+            (
+                "deploy:\n      restart_policy:\n        max_attempts: lots",
+                6,
+                "services.a.deploy.restart_policy.max_attempts: `lots` is not a whole number",
+            ),
+            (
+                "deploy:\n      restart_policy:\n        window: forever",
+                6,
+                "services.a.deploy.restart_policy.window: `forever` is not a duration",
+            ),
+            (
+                "deploy:\n      update_config:\n        parallelism: all",
+                6,
+                "services.a.deploy.update_config.parallelism: `all` is not a whole number",
+            ),
+            (
+                "deploy:\n      update_config:\n        delay: later",
+                6,
+                "services.a.deploy.update_config.delay: `later` is not a duration",
+            ),
+            (
+                "deploy:\n      update_config:\n        failure_action: panic",
+                6,
+                "services.a.deploy.update_config.failure_action: `panic` is not one of pause, continue, rollback",
+            ),
+            (
+                "deploy:\n      update_config:\n        monitor: x",
+                6,
+                "services.a.deploy.update_config.monitor: `x` is not a duration",
+            ),
+            (
+                "deploy:\n      update_config:\n        max_failure_ratio: 2",
+                6,
+                "services.a.deploy.update_config.max_failure_ratio must be between 0 and 1",
+            ),
+            (
+                "deploy:\n      update_config:\n        max_failure_ratio: half",
+                6,
+                "services.a.deploy.update_config.max_failure_ratio: `half` is not a number",
+            ),
+            (
+                "deploy:\n      update_config:\n        order: random",
+                6,
+                "services.a.deploy.update_config.order: `random` is not one of stop-first, start-first",
+            ),
+            (
+                "deploy:\n      resources:\n        limits: { cpus: lots }",
+                6,
+                "services.a.deploy.resources.limits.cpus: `lots` is not a number",
+            ),
+            (
+                "deploy:\n      resources:\n        limits: { cpus: 0 }",
+                6,
+                "services.a.deploy.resources.limits.cpus must be a positive number of CPUs",
+            ),
+            (
+                "deploy:\n      resources:\n        reservations: { memory: lots }",
+                6,
+                "services.a.deploy.resources.reservations.memory: `lots` is not a size",
+            ),
+            ("deploy:\n      resources:\n        limits: 1", 6, "services.a.deploy.resources.limits must be a mapping"),
+            (
+                "ports:\n      - { target: 80, mode: mesh }",
+                5,
+                "services.a.ports: `mesh` is not a publish mode (ingress, host)",
+            ),
+        ];
+        for (tail, line, message) in cases {
+            let e = error_of(&format!("services:\n  a:\n    image: x\n    {tail}\n"));
+            assert!(e.message.contains(message), "{tail}: {e:?}");
+            assert_eq!(e.line, *line, "{tail}: {e:?}");
+        }
+    }
+
+    /// Compose's containers are recreated when their hash changes, so what only Swarm reads
+    /// (`deploy`, port modes) must not enter it: this file hashed to this value before they existed.
+    #[test]
+    fn the_compose_config_hash_ignores_what_only_swarm_reads() {
+        let text = "services:\n  a:\n    image: x:1\n    ports: [\"127.0.0.1:80:80\", {target: 81, published: 8081, mode: host}]\n    volumes: [\"./c:/c:ro\", \"d:/d\"]\n    healthcheck: {test: [CMD, x], interval: 2s}\n    restart: on-failure\n    labels: {a: b}\n    deploy: {replicas: 2}\nvolumes:\n  d:\n";
+        let p = load(text).expect("loads");
+        assert_eq!(p.services[0].config_hash(), "6edb8212de5da08b82041449ed4c66389a21439397cd12a8e1124fcdda128c8a");
     }
 
     #[test]

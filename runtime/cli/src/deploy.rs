@@ -1,5 +1,7 @@
-//! `operator deploy local up|down|status|logs|restart [SUBJECT]`: a subject's local cluster,
-//! run by a sandboxed deployment driver on the project-scoped Docker capability.
+//! `operator deploy local|swarm up|down|status|logs|restart [SUBJECT]`: a subject's cluster,
+//! run by a sandboxed deployment driver on the project-scoped Docker capability (`local`) or
+//! the stack-scoped Swarm capability (`swarm`). The two targets share every flag and the
+//! output; `swarm` adds `--publish-mode` and a restart that moves leaders away first.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -32,12 +34,24 @@ pub struct Args {
 enum Target {
     /// A local cluster on this machine's Docker engine.
     Local(Local),
+    /// A stack of services on the Docker Swarm this engine manages (across its nodes).
+    Swarm(Local),
 }
 
 #[derive(Debug, clap::Args)]
 struct Local {
     #[command(subcommand)]
     action: Action,
+}
+
+/// How `deploy swarm` publishes ports and finds services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum PublishMode {
+    /// Every port on the node running its task, every service found by DNS round robin:
+    /// for engines where the routing mesh and virtual IPs do not route.
+    Host,
+    /// Every port through the routing mesh, every service behind a virtual IP.
+    Ingress,
 }
 
 #[derive(Debug, clap::Args)]
@@ -69,6 +83,9 @@ enum Action {
         /// Give up waiting after this long (implies --wait).
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         wait_timeout: Option<Duration>,
+        /// Swarm only: publish every port this way (default: as the compose file says).
+        #[arg(long, value_enum)]
+        publish_mode: Option<PublishMode>,
     },
     /// Stop and remove the cluster's containers and networks (volumes with --volumes).
     Down {
@@ -97,17 +114,23 @@ enum Action {
         #[arg(long, value_name = "N")]
         tail: Option<u32>,
     },
-    /// Restart all services, or the named ones (in dependency order).
+    /// Restart all services, or the named ones (in dependency order). On Swarm, one at a
+    /// time, each after its leaders were moved away through the subject's adapter.
     Restart {
         #[command(flatten)]
         common: Common,
         /// Only this service (repeatable).
         #[arg(long = "service", value_name = "SERVICE")]
         services: Vec<String>,
+        /// Swarm only: restart without moving leaders away first.
+        #[arg(long)]
+        no_evict: bool,
     },
 }
 
 use super::sandbox_args::parse_duration;
+
+mod evict;
 
 /// Where the project is, what its manifest says and grants.
 struct Resolved {
@@ -160,7 +183,11 @@ fn resolve(ctx: &Context, common: &Common, labels_suffice: bool) -> anyhow::Resu
 }
 
 pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
-    let Target::Local(local) = args.target;
+    let (swarm, local) = match args.target {
+        Target::Local(l) => (false, l),
+        Target::Swarm(l) => (true, l),
+    };
+    let target = if swarm { "swarm" } else { "local" };
     let common = match &local.action {
         Action::Up { common, .. }
         | Action::Down { common, .. }
@@ -168,22 +195,42 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         | Action::Logs { common, .. }
         | Action::Restart { common, .. } => common,
     };
+    if !swarm {
+        if let Action::Up { publish_mode: Some(_), .. } = local.action {
+            return Err(UsageError("--publish-mode applies to `deploy swarm` only".into()).into());
+        }
+        if let Action::Restart { no_evict: true, .. } = local.action {
+            return Err(UsageError("--no-evict applies to `deploy swarm` only".into()).into());
+        }
+    }
     let labels_suffice = matches!(
         local.action,
         Action::Down { .. } | Action::Status { .. } | Action::Logs { .. } | Action::Restart { .. }
     ) && common.subject.is_some();
-    let resolved = resolve(ctx, common, labels_suffice)?;
+    let mut resolved = resolve(ctx, common, labels_suffice)?;
+    if let Action::Up { publish_mode: Some(mode), .. } = local.action {
+        // The flag is the compose extension the Swarm driver reads (a compose file may set it
+        // too), handed over as one more file that overrides the subject's.
+        let mode = match mode {
+            PublishMode::Host => "host",
+            PublishMode::Ingress => "ingress",
+        };
+        resolved.project.files.push((
+            PathBuf::from(format!("(operator deploy swarm --publish-mode {mode})")),
+            format!("x-operator-swarm:\n  publish-mode: {mode}\n"),
+        ));
+    }
 
     // Reach Docker before anything else: a clear error, and nothing half done.
-    let engine: Arc<dyn DockerEngine> = Arc::new(BollardEngine::connect()?);
+    let engine = Arc::new(BollardEngine::connect()?);
     engine.ping().await?;
 
-    let driver_name = resolved
-        .manifest
-        .as_ref()
-        .and_then(|m| m.deployment.as_ref())
-        .and_then(|d| d.driver.clone())
-        .unwrap_or_else(|| "compose".into());
+    let deployment = resolved.manifest.as_ref().and_then(|m| m.deployment.as_ref());
+    let driver_name = if swarm {
+        deployment.and_then(|d| d.swarm_driver.clone()).unwrap_or_else(|| "swarm".into())
+    } else {
+        deployment.and_then(|d| d.driver.clone()).unwrap_or_else(|| "compose".into())
+    };
     // A driver the manifest names by path lies in the subject folder.
     let file = match &resolved.manifest {
         Some(m) => ctx.components.resolve_in(&driver_name, m.path.parent().unwrap_or(std::path::Path::new("."))),
@@ -196,27 +243,26 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         limits.host_time = t;
     }
     let ui = Arc::new(Lines::new(ctx.output));
-    let deployer = Deployer::open(
-        &runtime,
-        &component,
-        resolved.project.clone(),
-        engine,
-        resolved.grants.clone(),
-        limits,
-        ProgressHandle(ui.clone()),
-        // Looking changes nothing: the driver's Docker capability for status and logs can only read.
-        if matches!(local.action, Action::Status { .. } | Action::Logs { .. }) {
-            deploy::Access::ReadOnly
-        } else {
-            deploy::Access::ReadWrite
-        },
-    )
-    .await
-    .map_err(|e| match e {
+    // Looking changes nothing: the driver's capability for status and logs can only read.
+    let access = if matches!(local.action, Action::Status { .. } | Action::Logs { .. }) {
+        deploy::Access::ReadOnly
+    } else {
+        deploy::Access::ReadWrite
+    };
+    let progress = ProgressHandle(ui.clone());
+    let (project, grants) = (resolved.project.clone(), resolved.grants.clone());
+    let opened = if swarm {
+        Deployer::open_swarm(&runtime, &component, project, engine, grants, limits, progress, access).await
+    } else {
+        let engine: Arc<dyn DockerEngine> = engine;
+        Deployer::open(&runtime, &component, project, engine, grants, limits, progress, access).await
+    };
+    let deployer = opened.map_err(|e| match e {
         OpenError::Contract(c) => anyhow::Error::new(c),
         other => anyhow::Error::new(other),
     })?;
     let project = resolved.project.name.clone();
+    let subject = common.subject.clone();
 
     match local.action {
         Action::Up { wait, wait_timeout, .. } => {
@@ -226,7 +272,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
                 _ = tokio::signal::ctrl_c() => {
                     ui.clear();
                     eprintln!(
-                        "interrupted: run `operator deploy local down {} -p {}` to remove what was created",
+                        "interrupted: run `operator deploy {target} down {} -p {}` to remove what was created",
                         common_name(&resolved),
                         resolved.project.name
                     );
@@ -237,6 +283,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             match ctx.output {
                 Output::Json => render::json(&serde_json::json!({
                     "project": project,
+                    "target": target,
                     "services": statuses,
                     "urls": urls(&resolved),
                 }))?,
@@ -256,15 +303,34 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         Action::Down { volumes, .. } => {
             finish(&file.name, &ui, deployer.down(volumes).await)?;
             if ctx.output == Output::Json {
-                render::json(&serde_json::json!({ "project": project, "removed": true }))?;
+                render::json(&serde_json::json!({ "project": project, "target": target, "removed": true }))?;
             }
         }
         Action::Status { .. } => {
             let statuses = finish(&file.name, &ui, deployer.status().await)?;
             match ctx.output {
                 Output::Json => render::json(&statuses)?,
+                Output::Table if statuses.is_empty() && swarm => println!("stack {project} has no services"),
                 Output::Table if statuses.is_empty() => println!("project {project} has no containers"),
                 Output::Table => status_table(&statuses),
+            }
+        }
+        Action::Restart { services, no_evict, .. } if swarm => {
+            let members = match &subject {
+                Some(name) if !no_evict => evict::Evictor::open(ctx, name).await?,
+                _ => None,
+            };
+            let services = if services.is_empty() {
+                finish(&file.name, &ui, deployer.status().await)?.into_iter().map(|s| s.service).collect()
+            } else {
+                services
+            };
+            // One member at a time: leaders off it, then its rolling restart, converged before the next.
+            for service in services {
+                if let Some(evictor) = &members {
+                    evictor.evict(&service, &*ui).await?;
+                }
+                finish(&file.name, &ui, deployer.restart(vec![service]).await)?;
             }
         }
         Action::Restart { services, .. } => {
@@ -348,7 +414,11 @@ async fn print_logs(stream: &mut operator_host::capability::docker::LogStream, p
                 seen.push(l.container.clone());
             }
             let index = seen.iter().position(|c| c == &l.container).unwrap_or(0);
-            let prefix = escape(l.container.strip_prefix(&format!("{project}-")).unwrap_or(&l.container)).into_owned();
+            let short = l
+                .container
+                .strip_prefix(&format!("{project}-"))
+                .or_else(|| l.container.strip_prefix(&format!("{project}_")));
+            let prefix = escape(short.unwrap_or(&l.container)).into_owned();
             // A container's output is shown, not obeyed: no escape sequence of its own acts.
             let line = escape(&l.line);
             if color {

@@ -141,6 +141,7 @@ fn docker_grants(d: &DockerSection) -> Vec<String> {
         (d.host_ipc, "host-ipc"),
         (d.docker_socket, "docker-socket"),
         (d.low_ports, "low-ports"),
+        (d.swarm_ports, "swarm-ports"),
         (d.extra_hosts, "extra-hosts"),
         (d.restart_always, "restart-always"),
     ] {

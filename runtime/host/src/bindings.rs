@@ -51,7 +51,26 @@ pub(crate) mod policy_v0_1 {
     });
 }
 
+/// `operator:swarm@0.1.x`, from `wit/swarm/since_v0.1.0`: the `swarm` capability a Swarm
+/// driver imports. Its world includes `operator:core`'s `deployment-driver`, so a Swarm driver
+/// is called through [`deployment`] like any driver; only the `swarm` import is linked from here.
+pub(crate) mod swarm_v0_1 {
+    wasmtime::component::bindgen!({
+        path: "../../wit/swarm/since_v0.1.0",
+        world: "swarm-driver",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: {
+            "operator:core/log": super::v0_1::subject::operator::core::log,
+            "operator:core/sandbox": super::v0_1::subject::operator::core::sandbox,
+            "operator:core/docker": super::v0_1::deployment::operator::core::docker,
+            "operator:core/progress": super::v0_1::deployment::operator::core::progress,
+        },
+    });
+}
+
 pub(crate) use policy_v0_1 as policy;
+pub(crate) use swarm_v0_1::operator::swarm::swarm;
 pub(crate) use v0_1::deployment::operator::core::{docker, progress};
 pub(crate) use v0_1::subject::operator::core::{http, log, sandbox};
 pub(crate) use v0_1::{deployment, subject};

@@ -11,6 +11,8 @@ pub const OPERATOR_CORE: &[&str] = &["0.1"];
 /// Versions of `operator:policy` (the policy contract, `wit/policy/`) the host calls. A policy
 /// imports only `operator:core/log`, so this package is only ever exported.
 pub const OPERATOR_POLICY: &[&str] = &["0.1"];
+/// Versions of `operator:swarm` (the Swarm capability, `wit/swarm/`) the host serves.
+pub const OPERATOR_SWARM: &[&str] = &["0.1"];
 /// The WASI version the host serves (without files, environment or sockets).
 pub const WASI: &str = "0.2";
 /// WASI packages linked (`wasi:http` is not: components use `operator:core/http`).
@@ -25,13 +27,15 @@ pub fn provided_by_host(import: &str) -> bool {
     let minor = |v: &str| version.strip_prefix(v).is_some_and(|rest| rest.starts_with('.'));
     (WASI_PACKAGES.iter().any(|p| iface.starts_with(p)) && minor(WASI))
         || (iface.starts_with("operator:core/") && OPERATOR_CORE.iter().any(|v| minor(v)))
+        || (iface.starts_with("operator:swarm/") && OPERATOR_SWARM.iter().any(|v| minor(v)))
 }
 
 /// What the host serves, in a sentence for error hints.
 pub fn served() -> String {
     format!(
-        "operator:core {} capabilities and WASI {WASI} without files, environment or sockets",
-        OPERATOR_CORE.join(", ")
+        "operator:core {} and operator:swarm {} capabilities and WASI {WASI} without files, environment or sockets",
+        OPERATOR_CORE.join(", "),
+        OPERATOR_SWARM.join(", ")
     )
 }
 
@@ -49,6 +53,8 @@ mod tests {
         assert!(!provided_by_host("wasi:http/outgoing-handler@0.2.6"));
         assert!(!provided_by_host("wasi:cli/environment@0.3.0"));
         assert!(!provided_by_host("acme:evil/exfiltrate@1.0.0"));
+        assert!(provided_by_host("operator:swarm/swarm@0.1.2"));
+        assert!(!provided_by_host("operator:swarm/swarm@0.2.0"));
     }
 
     /// Every served version has its frozen folder, and the bindings of each are generated from
@@ -71,6 +77,13 @@ mod tests {
             let (pkg, _) = resolve.push_dir(&dir).unwrap_or_else(|e| panic!("{}: {e:#}", dir.display()));
             assert_eq!(resolve.packages[pkg].name.name, "policy");
             assert!(include_str!("bindings.rs").contains(&format!("wit/policy/since_v{v}.0")));
+        }
+        for v in OPERATOR_SWARM {
+            let dir = wit.join(format!("swarm/since_v{v}.0"));
+            let mut resolve = wit_parser::Resolve::default();
+            let (pkg, _) = resolve.push_dir(&dir).unwrap_or_else(|e| panic!("{}: {e:#}", dir.display()));
+            assert_eq!(resolve.packages[pkg].name.name, "swarm");
+            assert!(include_str!("bindings.rs").contains(&format!("wit/swarm/since_v{v}.0")));
         }
     }
 }

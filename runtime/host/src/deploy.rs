@@ -21,6 +21,7 @@ use crate::capability::docker::grants::GrantError;
 use crate::capability::docker::image::{DOCKER_HUB, normalize_registry, split_registry};
 use crate::capability::docker::{DockerError, DockerGrants, LogLine, LogStream, Project, ScopedDocker};
 use crate::capability::progress::ProgressHandle;
+use crate::capability::swarm::{ScopedSwarm, SwarmEngine};
 use crate::engine::{LoadedComponent, Runtime};
 use crate::error::CallError;
 use crate::files::{BoundedRead, read_bounded};
@@ -549,6 +550,35 @@ impl<'r> Deployer<'r> {
         let docker = ScopedDocker::open(engine, scope, grants, progress.clone()).await.map_err(OpenError::Project)?;
         let docker = if access == Access::ReadOnly { docker.read_only() } else { docker };
         let policy = Policy { docker: Some(Arc::new(docker)), limits, progress, ..Policy::default() };
+        Ok(Deployer { _lock: lock, inner: inner.with_policy(policy), project })
+    }
+
+    /// Like [`Deployer::open`], for a Swarm stack: the driver gets the `swarm` capability
+    /// scoped to the stack named `project.name` (and no container operations). Stacks take
+    /// their own lock (`stack-<name>`): a stack and a compose project of one name are two things.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn open_swarm(
+        runtime: &'r Runtime,
+        component: &'r LoadedComponent,
+        project: ComposeProject,
+        engine: Arc<dyn SwarmEngine>,
+        grants: DockerGrants,
+        limits: Limits,
+        progress: ProgressHandle,
+        access: Access,
+    ) -> Result<Self, OpenError> {
+        let inner = Sandboxed::bind(runtime, component, Policy::default())?;
+        let stack = Project {
+            name: project.name.clone(),
+            dir: project.dir.clone(),
+            config_files: project.files.iter().map(|(p, _)| p.clone()).collect(),
+            registries: project.registries.clone(),
+            named: project.named,
+        };
+        let lock = ProjectLock::acquire(&format!("stack-{}", project.name)).await?;
+        let swarm = ScopedSwarm::open(engine, stack, grants).await.map_err(OpenError::Project)?;
+        let swarm = if access == Access::ReadOnly { swarm.read_only() } else { swarm };
+        let policy = Policy { swarm: Some(Arc::new(swarm)), limits, progress, ..Policy::default() };
         Ok(Deployer { _lock: lock, inner: inner.with_policy(policy), project })
     }
 

@@ -335,6 +335,7 @@ fn link_host(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
     bindings::http::add_to_linker::<_, HasSelf<HttpHost>>(linker, |s| &mut s.http)?;
     bindings::log::add_to_linker::<_, HasSelf<ComponentLog>>(linker, |s| &mut s.log)?;
     bindings::docker::add_to_linker::<_, HasSelf<DockerHost>>(linker, |s| &mut s.docker)?;
+    bindings::swarm::add_to_linker::<_, HasSelf<DockerHost>>(linker, |s| &mut s.docker)?;
     bindings::progress::add_to_linker::<_, HasSelf<ProgressHost>>(linker, |s| &mut s.progress)?;
     // `sandbox` only defines types (the `denial` the others return): nothing to route.
     bindings::sandbox::add_to_linker::<_, HasSelf<CallState>>(linker, |s| s)?;

@@ -55,6 +55,8 @@ pub struct DeploymentSection {
     pub compose_file: Option<String>,
     /// The deployment driver component (default `compose`).
     pub driver: Option<String>,
+    /// The driver `operator deploy swarm` runs (default `swarm`).
+    pub swarm_driver: Option<String>,
     /// Named URLs shown after `up` (Grafana, Prometheus, PD...).
     pub urls: BTreeMap<String, String>,
     /// The operator's environment variables the compose file may interpolate; no others are
@@ -86,6 +88,9 @@ pub struct DockerSection {
     pub publish_addresses: Vec<String>,
     /// Host ports below 1024.
     pub low_ports: bool,
+    /// Ports published by Swarm services: Swarm publishes on every interface of every node
+    /// (ingress and host mode alike), so `deploy swarm` publishes nothing without it.
+    pub swarm_ports: bool,
     /// Ulimit names (`nofile`).
     pub ulimits: Vec<String>,
     /// `extra_hosts` entries.
@@ -166,6 +171,7 @@ struct RawManifest {
 struct RawDeployment {
     compose_file: Option<Spanned<String>>,
     driver: Option<String>,
+    swarm_driver: Option<String>,
     #[serde(default)]
     urls: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
@@ -339,7 +345,15 @@ impl Manifest {
                         ));
                     }
                 }
-                Some(DeploymentSection { compose_file, driver: d.driver, urls, env, registries, docker })
+                Some(DeploymentSection {
+                    compose_file,
+                    driver: d.driver,
+                    swarm_driver: d.swarm_driver,
+                    urls,
+                    env,
+                    registries,
+                    docker,
+                })
             }
         };
         let subject =

@@ -39,6 +39,8 @@ pub struct Policy {
     pub http: HttpGrants,
     /// Docker scoped to one project; `None` denies every Docker operation.
     pub docker: Option<Arc<ScopedDocker>>,
+    /// Swarm scoped to one stack; `None` denies every Swarm operation.
+    pub swarm: Option<Arc<crate::capability::swarm::ScopedSwarm>>,
     pub limits: Limits,
     pub progress: ProgressHandle,
 }
@@ -109,7 +111,7 @@ impl CallState {
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(limits.memory),
             http: HttpHost::new(policy.http.clone(), transport, limits.response_size, context.clone()),
-            docker: DockerHost::new(policy.docker.clone(), context.clone()),
+            docker: DockerHost::new(policy.docker.clone(), context.clone()).with_swarm(policy.swarm.clone()),
             log: ComponentLog::new(component),
             progress: ProgressHost::new(policy.progress.clone()),
             context,

@@ -26,8 +26,8 @@ use super::image::ImageRef;
 
 /// The real engine.
 pub struct BollardEngine {
-    docker: Docker,
-    host: String,
+    pub(crate) docker: Docker,
+    pub(crate) host: String,
 }
 
 impl BollardEngine {
@@ -41,7 +41,7 @@ impl BollardEngine {
     }
 }
 
-fn unavailable(host: &str, e: &BollardError) -> EngineError {
+pub(crate) fn unavailable(host: &str, e: &BollardError) -> EngineError {
     EngineError::Unavailable(format!(
         "cannot reach the Docker daemon at {host}: {}; is Docker running (and DOCKER_HOST right)?",
         chain(e)
@@ -63,7 +63,7 @@ fn chain(e: &dyn std::error::Error) -> String {
 }
 
 impl BollardEngine {
-    fn map(&self, e: BollardError) -> EngineError {
+    pub(crate) fn map(&self, e: BollardError) -> EngineError {
         match e {
             BollardError::DockerResponseServerError { status_code: 404, message } => EngineError::NotFound(message),
             BollardError::DockerResponseServerError { status_code: 409, message } => EngineError::Conflict(message),
@@ -82,7 +82,7 @@ impl BollardEngine {
 }
 
 /// Docker ANDs several `label` filters.
-fn label_filter(labels: &[String]) -> HashMap<String, Vec<String>> {
+pub(crate) fn label_filter(labels: &[String]) -> HashMap<String, Vec<String>> {
     HashMap::from([("label".to_string(), labels.to_vec())])
 }
 

@@ -48,20 +48,29 @@ const MAX_STREAM_WAIT: Duration = Duration::from_secs(60);
 /// open streams and their table.
 pub struct DockerHost {
     scope: Option<Arc<ScopedDocker>>,
-    streams: StreamSlots,
-    table: ResourceTable,
-    context: Arc<CallContext>,
+    /// The Swarm stack scope (`operator:swarm/swarm`), for a Swarm driver; its log streams live
+    /// in this capability's table beside the container ones.
+    pub(crate) swarm: Option<Arc<crate::capability::swarm::ScopedSwarm>>,
+    pub(crate) streams: StreamSlots,
+    pub(crate) table: ResourceTable,
+    pub(crate) context: Arc<CallContext>,
 }
 
 impl DockerHost {
     /// The capability for a call with `context`; `scope` `None` denies every operation.
     pub fn new(scope: Option<Arc<ScopedDocker>>, context: Arc<CallContext>) -> Self {
-        DockerHost { scope, streams: StreamSlots::default(), table: ResourceTable::new(), context }
+        DockerHost { scope, swarm: None, streams: StreamSlots::default(), table: ResourceTable::new(), context }
+    }
+
+    /// The same capability serving a Swarm stack scope too.
+    pub fn with_swarm(mut self, swarm: Option<Arc<crate::capability::swarm::ScopedSwarm>>) -> Self {
+        self.swarm = swarm;
+        self
     }
 }
 
 /// A Docker error for the guest; a denial is recorded for the call's report.
-fn to_wit_error(context: &CallContext, e: DockerError) -> wit::DockerError {
+pub(crate) fn to_wit_error(context: &CallContext, e: DockerError) -> wit::DockerError {
     match e {
         DockerError::Denied { reason, hint } => wit::DockerError::Denied(context.deny("docker", reason, hint)),
         DockerError::Invalid(m) => wit::DockerError::Invalid(m),
@@ -106,7 +115,7 @@ fn info(c: ProjectContainer) -> wit::ContainerInfo {
 }
 
 /// How many containers a log stream over `names` reads.
-fn unique_sources(names: &[String]) -> usize {
+pub(crate) fn unique_sources(names: &[String]) -> usize {
     let mut unique: Vec<&String> = names.iter().collect();
     unique.sort();
     unique.dedup();
@@ -125,9 +134,22 @@ impl DockerHost {
         Fut: Future<Output = Result<T, DockerError>>,
     {
         let Some(docker) = self.scope.clone() else {
-            let reason =
-                format!("docker {operation} is not granted: this component was not started as a deployment driver");
-            let hint = "Docker is granted only to deployment drivers run by `operator deploy`".to_string();
+            let (reason, hint) = if self.swarm.is_some() {
+                (
+                    format!(
+                        "docker {operation} is not granted: a Swarm driver acts through `operator:swarm/swarm`, not on \
+                         containers"
+                    ),
+                    "`operator deploy swarm` needs a Swarm driver (the built-in `swarm`); `operator deploy local` runs \
+                     container drivers such as `compose`"
+                        .to_string(),
+                )
+            } else {
+                (
+                    format!("docker {operation} is not granted: this component was not started as a deployment driver"),
+                    "Docker is granted only to deployment drivers run by `operator deploy`".to_string(),
+                )
+            };
             return Ok(Err(wit::DockerError::Denied(self.context.deny("docker", reason, hint))));
         };
         Ok(self.context.wait_budget(op(docker)).await?.map_err(|e| to_wit_error(&self.context, e)))
