@@ -174,7 +174,16 @@ fn subject_on_deployed_etcd(status: &Value) {
         r.expect_code(0);
         serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", r.stdout))
     };
-    let stores = subject(&["stores"]);
+    // The healthcheck says a member is live, not that a quorum formed: wait for the leader.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let stores = loop {
+        let stores = subject(&["stores"]);
+        let leaders = stores.as_array().expect("array").iter().filter(|s| s["leader_count"] == 1).count();
+        if leaders == 1 || std::time::Instant::now() >= deadline {
+            break stores;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
     let list = stores.as_array().expect("array");
     assert_eq!(list.len(), 3, "{stores}");
     assert!(list.iter().all(|s| s["state"] == "up"), "{stores}");

@@ -11,4 +11,5 @@ mod hostile;
 mod hostile_policy;
 mod mcp;
 mod policy;
+mod swarm;
 mod tikv;

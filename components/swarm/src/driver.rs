@@ -658,7 +658,10 @@ fn evaluate(target: &Target, info: Option<&ServiceInfo>, tasks: &[TaskInfo], bas
     if let Some(t) = latest(new.iter().copied().filter(|t| t.state == "rejected")) {
         return Check::Failed(format!("service {name}: a task was rejected: {}", reason(t)));
     }
-    let failed: Vec<&TaskInfo> = new.iter().copied().filter(|t| t.state == "failed").collect();
+    // A service's task ends only when Swarm wants it to (`shutdown`): one that ended by itself,
+    // failed or `complete` (a container stopped as unhealthy may exit 0), is a failure.
+    let failed: Vec<&TaskInfo> =
+        new.iter().copied().filter(|t| matches!(t.state.as_str(), "failed" | "complete")).collect();
     if failed.len() >= FAILED_TASKS_LIMIT
         && let Some(t) = latest(failed.iter().copied())
     {

@@ -125,6 +125,10 @@ enum Action {
         /// Swarm only: restart without moving leaders away first.
         #[arg(long)]
         no_evict: bool,
+        /// Swarm only: where the subject's adapter reaches endpoint NAME to move leaders (as for
+        /// `operator subject`), when the cluster is not where its manifest says.
+        #[arg(long = "endpoint", value_name = "NAME=URL", value_parser = sandbox_args::parse_endpoint)]
+        endpoints: Vec<(String, url::Url)>,
     },
 }
 
@@ -199,8 +203,10 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         if let Action::Up { publish_mode: Some(_), .. } = local.action {
             return Err(UsageError("--publish-mode applies to `deploy swarm` only".into()).into());
         }
-        if let Action::Restart { no_evict: true, .. } = local.action {
-            return Err(UsageError("--no-evict applies to `deploy swarm` only".into()).into());
+        if let Action::Restart { no_evict, endpoints, .. } = &local.action
+            && (*no_evict || !endpoints.is_empty())
+        {
+            return Err(UsageError("--no-evict and --endpoint apply to `deploy swarm restart` only".into()).into());
         }
     }
     let labels_suffice = matches!(
@@ -315,9 +321,9 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
                 Output::Table => status_table(&statuses),
             }
         }
-        Action::Restart { services, no_evict, .. } if swarm => {
+        Action::Restart { services, no_evict, endpoints, .. } if swarm => {
             let members = match &subject {
-                Some(name) if !no_evict => evict::Evictor::open(ctx, name).await?,
+                Some(name) if !no_evict => evict::Evictor::open(ctx, name, endpoints).await?,
                 _ => None,
             };
             let services = if services.is_empty() {

@@ -68,7 +68,7 @@ impl SandboxArgs {
     }
 }
 
-fn parse_endpoint(s: &str) -> Result<(String, Url), String> {
+pub(crate) fn parse_endpoint(s: &str) -> Result<(String, Url), String> {
     let (name, url) = s.split_once('=').ok_or("expected NAME=URL, e.g. pd=http://127.0.0.1:2379")?;
     if !valid_name(name) {
         return Err(format!("`{name}` is not an endpoint name (lower-case letters, digits, `-`)"));

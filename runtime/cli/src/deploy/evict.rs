@@ -60,7 +60,11 @@ fn member<'a>(stores: &'a [ClusterStore], service: &str) -> Option<&'a ClusterSt
 
 impl Evictor {
     /// The subject's adapter, if it has one that can move leaders; says why not otherwise.
-    pub async fn open(ctx: &Context, subject: &str) -> anyhow::Result<Option<Evictor>> {
+    pub async fn open(
+        ctx: &Context,
+        subject: &str,
+        endpoints: Vec<(String, url::Url)>,
+    ) -> anyhow::Result<Option<Evictor>> {
         let subject = ctx.subjects.find(subject)?;
         let Some(section) = &subject.manifest.subject else {
             eprintln!("note: subject {} has no adapter: services restart without moving leaders", subject.name);
@@ -69,7 +73,8 @@ impl Evictor {
         let file = ctx.components.resolve_in(&section.component, &subject.dir)?;
         let runtime = ctx.runtime()?;
         let component = sandbox_args::load(&runtime, &file)?;
-        let policy = Policy::from_manifest(Some(&subject.manifest), &Overrides::default());
+        let overrides = Overrides { endpoints, ..Overrides::default() };
+        let policy = Policy::from_manifest(Some(&subject.manifest), &overrides);
         let evictor = Evictor { runtime, component, name: file.name.clone(), policy };
         let client = SubjectClient::new(&evictor.runtime, &evictor.component, evictor.policy.clone())?;
         let info = value(&evictor.name, client.describe().await)?;

@@ -305,6 +305,23 @@ impl ScopedSwarm {
         }
         for n in ours {
             self.engine.remove_network(&n.id).await?;
+            // The manager removes a swarm network after answering: wait until it is gone, so
+            // what the driver does next (and what the user sees) finds it gone.
+            let deadline = tokio::time::Instant::now() + REMOVE_WAIT;
+            loop {
+                match self.engine.inspect_network(&n.id).await {
+                    Err(EngineError::NotFound(_)) => break,
+                    Err(e) => return Err(e.into()),
+                    Ok(_) if tokio::time::Instant::now() >= deadline => {
+                        return Err(DockerError::Engine(EngineError::Failed(format!(
+                            "network {} was removed, but the engine still had it after {} s",
+                            n.name,
+                            REMOVE_WAIT.as_secs()
+                        ))));
+                    }
+                    Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+                }
+            }
         }
         Ok(())
     }
