@@ -256,6 +256,34 @@ fn swarm_failures_name_swarms_reason_and_leave_nothing() {
     assert!(docker(&["volume", "ls", "-q"]).lines().any(|v| v == volume), "the compose volume was touched");
     docker(&["volume", "rm", &volume]);
 
+    // A folder named like a template would become `/` on the node: refused before anything runs.
+    let stack = format!("e2e-swarm-template-{pid}");
+    let compose = "services:\n  a:\n    image: operator/etcd:3.4.23-debian\n    volumes:\n      - './{{\"\\x2f..\\x2f..\"}}:/host:ro'\n";
+    let (subjects, dir) = project_dir(compose, None);
+    std::fs::create_dir(dir.join("{{\"\\x2f..\\x2f..\"}}")).expect("mkdir");
+    swarm_case(subjects.path(), &stack, &["up"]).expect_code(1).stderr_has("which Swarm would expand as a template");
+    assert_eq!(stack_leftovers(&stack), Vec::<String>::new());
+
+    // A subject of the same name in another folder does not get the stack (without -p).
+    scrub_stack("case");
+    let simple = "services:\n  a:\n    image: operator/etcd:3.4.23-debian\n";
+    let (mine, _) = project_dir(simple, None);
+    let (theirs, _) = project_dir(simple, None);
+    let in_folder = |subjects: &Path, args: &[&str]| {
+        run(operator().arg("--subjects-dir").arg(subjects).args(["deploy", "swarm"]).args(args).arg("case"))
+    };
+    in_folder(mine.path(), &["up", "--wait", "--wait-timeout", "60s"]).expect_code(0);
+    in_folder(theirs.path(), &["down", "--volumes"])
+        .expect_code(1)
+        .stderr_has("stack case was deployed from")
+        .stderr_has("pass -p case to act on it from here");
+    assert_eq!(
+        docker(&["service", "ls", "-q", "--filter", "label=com.docker.stack.namespace=case"]).lines().count(),
+        1
+    );
+    in_folder(mine.path(), &["down", "--volumes"]).expect_code(0);
+    assert_eq!(stack_leftovers("case"), Vec::<String>::new());
+
     // Without a swarm, `up` says how to make one.
     if _swarm.created {
         drop(_swarm);

@@ -1800,4 +1800,37 @@ volumes:
         let before = load(&input(None), &Fake::default()).expect("load");
         assert_ne!(db.config_hash, spec(before.service("db").expect("db")).config_hash);
     }
+
+    /// `--publish-mode host` arrives as one more file with the `x-operator-swarm` extension:
+    /// every port in host mode, the service found by DNS round robin; a restart of a stack
+    /// deployed that way finds the spec it runs.
+    #[test]
+    fn publish_mode_host_publishes_every_port_on_its_node_and_restart_finds_it() {
+        let mut with_flag = simple("app:1");
+        with_flag.files[0].contents.push_str("    ports: [\"8080:80\"]\n");
+        let plain = with_flag.clone();
+        with_flag.files.push(ComposeFile {
+            path: "(operator deploy swarm --publish-mode host)".into(),
+            contents: "x-operator-swarm:\n  publish-mode: host\n".into(),
+        });
+        let host = Fake::default();
+        up(&with_flag, &wait(), &host).expect("up");
+        let app = host.spec("app");
+        assert_eq!((app.endpoint_mode, app.ports[0].mode), (EndpointMode::Dnsrr, PublishMode::Host));
+        let project = load(&plain, &host).expect("load");
+        assert_eq!(project.service("app").expect("app").ports[0].container_port, 80);
+        // Restarted without the flag, the service keeps what it runs.
+        host.ops.borrow_mut().clear();
+        restart(&plain, &[], &host).expect("restart");
+        assert_eq!(*host.ops.borrow(), ["force-update app"]);
+        // A bad value names the extension; an error never names the generated file.
+        let mut bad = with_flag.clone();
+        bad.files[1].contents = "x-operator-swarm:\n  publish-mode: mesh\n".into();
+        let e = up(&bad, &wait(), &host).expect_err("bad mode");
+        assert!(
+            matches!(&e, DeployError::InvalidProject(m) if m.contains("x-operator-swarm.publish-mode")
+                && m.starts_with("/proj/")),
+            "{e:?}"
+        );
+    }
 }

@@ -115,7 +115,8 @@ enum Action {
         tail: Option<u32>,
     },
     /// Restart all services, or the named ones (in dependency order). On Swarm, one at a
-    /// time, each after its leaders were moved away through the subject's adapter.
+    /// time (by name, or in the order given), each after its leaders were moved away through
+    /// the subject's adapter.
     Restart {
         #[command(flatten)]
         common: Common,
@@ -323,11 +324,20 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         }
         Action::Restart { services, no_evict, endpoints, .. } if swarm => {
             let members = match &subject {
-                Some(name) if !no_evict => evict::Evictor::open(ctx, name, endpoints).await?,
+                Some(name) if !no_evict => {
+                    let named = resolved.project.named.then_some(resolved.project.name.as_str());
+                    evict::Evictor::open(ctx, name, named, endpoints).await?
+                }
                 _ => None,
             };
-            let services = if services.is_empty() {
-                finish(&file.name, &ui, deployer.status().await)?.into_iter().map(|s| s.service).collect()
+            let services: Vec<String> = if services.is_empty() {
+                let mut all: Vec<String> =
+                    finish(&file.name, &ui, deployer.status().await)?.into_iter().map(|s| s.service).collect();
+                all.sort();
+                all.dedup();
+                // The driver's list, bounded as a stack is.
+                all.truncate(operator_host::capability::swarm::scope::MAX_SERVICES);
+                all
             } else {
                 services
             };

@@ -555,7 +555,8 @@ impl<'r> Deployer<'r> {
 
     /// Like [`Deployer::open`], for a Swarm stack: the driver gets the `swarm` capability
     /// scoped to the stack named `project.name` (and no container operations). Stacks take
-    /// their own lock (`stack-<name>`): a stack and a compose project of one name are two things.
+    /// their own lock (`stack@<name>`, which no project name can be): a stack and a compose
+    /// project of one name are two things.
     #[allow(clippy::too_many_arguments)]
     pub async fn open_swarm(
         runtime: &'r Runtime,
@@ -575,7 +576,7 @@ impl<'r> Deployer<'r> {
             registries: project.registries.clone(),
             named: project.named,
         };
-        let lock = ProjectLock::acquire(&format!("stack-{}", project.name)).await?;
+        let lock = ProjectLock::acquire(&format!("stack@{}", project.name)).await?;
         let swarm = ScopedSwarm::open(engine, stack, grants).await.map_err(OpenError::Project)?;
         let swarm = if access == Access::ReadOnly { swarm.read_only() } else { swarm };
         let policy = Policy { swarm: Some(Arc::new(swarm)), limits, progress, ..Policy::default() };

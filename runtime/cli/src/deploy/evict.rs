@@ -13,6 +13,7 @@ use operator_host::capability::progress::{Phase, ProgressSink};
 use operator_host::engine::{LoadedComponent, Runtime};
 use operator_host::sandbox::{CallOutcome, FailedCall, Overrides, Policy};
 use operator_host::subject::{ClusterStore, StoreState, SubjectClient};
+use operator_host::text::escape;
 
 use crate::Context;
 use crate::sandbox_args;
@@ -60,11 +61,15 @@ fn member<'a>(stores: &'a [ClusterStore], service: &str) -> Option<&'a ClusterSt
 
 impl Evictor {
     /// The subject's adapter, if it has one that can move leaders; says why not otherwise.
+    /// `named_stack`: the stack's name when the user chose it (`-p`), which may be a cluster
+    /// other than the one the manifest's endpoints reach.
     pub async fn open(
         ctx: &Context,
         subject: &str,
+        named_stack: Option<&str>,
         endpoints: Vec<(String, url::Url)>,
     ) -> anyhow::Result<Option<Evictor>> {
+        let (named, named_stack) = (named_stack.is_some(), named_stack.unwrap_or_default());
         let subject = ctx.subjects.find(subject)?;
         let Some(section) = &subject.manifest.subject else {
             eprintln!("note: subject {} has no adapter: services restart without moving leaders", subject.name);
@@ -73,6 +78,14 @@ impl Evictor {
         let file = ctx.components.resolve_in(&section.component, &subject.dir)?;
         let runtime = ctx.runtime()?;
         let component = sandbox_args::load(&runtime, &file)?;
+        if named && endpoints.is_empty() {
+            eprintln!(
+                "note: moving leaders through {}'s endpoints as its manifest gives them; if stack {} runs elsewhere, \
+                 point them at it with --endpoint NAME=URL",
+                subject.name,
+                escape(named_stack)
+            );
+        }
         let overrides = Overrides { endpoints, ..Overrides::default() };
         let policy = Policy::from_manifest(Some(&subject.manifest), &overrides);
         let evictor = Evictor { runtime, component, name: file.name.clone(), policy };
@@ -89,14 +102,34 @@ impl Evictor {
     }
 
     /// Moves every leader the adapter shows on `service`'s store to another up member, and
-    /// waits until the store leads nothing. A service that is no member returns at once.
+    /// waits until the store leads nothing, within [`EVICT_TIMEOUT`] whatever the adapter does
+    /// (each of its calls is bounded by its own budget too). A service that is no member
+    /// returns at once.
     pub async fn evict(&self, service: &str, ui: &dyn ProgressSink) -> anyhow::Result<()> {
+        // A round's calls may each take their whole budget: the deadline is checked between
+        // them, and this bounds the rest.
+        let limit = EVICT_TIMEOUT + Duration::from_secs(60);
+        match tokio::time::timeout(limit, self.evict_within(service, ui)).await {
+            Ok(r) => r,
+            Err(_) => anyhow::bail!(
+                "moving the leaders off {service} took longer than {} s; not restarting it (pass --no-evict to \
+                 restart anyway)",
+                limit.as_secs()
+            ),
+        }
+    }
+
+    async fn evict_within(&self, service: &str, ui: &dyn ProgressSink) -> anyhow::Result<()> {
         let client = SubjectClient::new(&self.runtime, &self.component, self.policy.clone())?;
         let task = format!("Leaders {service}");
         let deadline = Instant::now() + EVICT_TIMEOUT;
         loop {
-            let stores = value(&self.name, client.stores().await)?
-                .map_err(|e| anyhow::anyhow!("cannot list the members before restarting {service}: {e}"))?;
+            let stores = value(&self.name, client.stores().await)?.map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot list the members before restarting {service}: {e}; point the adapter at the cluster \
+                         with --endpoint NAME=URL, or restart without moving leaders with --no-evict"
+                )
+            })?;
             let Some(store) = member(&stores, service) else { return Ok(()) };
             if store.leader_count == 0 {
                 ui.report(&task, Phase::Done, &format!("store {} leads nothing", store.id));

@@ -32,6 +32,56 @@ pub mod caps {
     pub const CONSTRAINTS: usize = 32;
     /// Bytes of one constraint.
     pub const CONSTRAINT_BYTES: usize = 512;
+    /// Longest stop grace period: Swarm waits it out when a service is removed, and `down` must
+    /// see the tasks gone (a container out-waiting it would outlive the stack, unseen).
+    pub const STOP_GRACE_MS: u64 = 60_000;
+    /// Shortest delay between a task's restarts (Swarm's own default is 5 s; none keeps it).
+    pub const RESTART_DELAY_MS: u64 = 1_000;
+}
+
+/// Swarm's agent expands Go templates (`{{.Node.Hostname}}`) in a task's environment, hostname
+/// and mount sources and targets on the node, after the host's checks: a bind source checked as
+/// a folder of the subject could expand to `/`. No such field may hold `{{`.
+fn no_template(service: &str, what: &str, value: &str) -> Result<(), DockerError> {
+    if value.contains("{{") || value.contains("}}") {
+        return Err(invalid(
+            service,
+            format_args!(
+                "{what} `{}` contains `{{{{` or `}}}}`, which Swarm would expand as a template on the node after \
+                 operator checked it",
+                crate::text::escape(value)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Every field Swarm expands as a template.
+fn no_templates(spec: &wit::ServiceSpec) -> Result<(), DockerError> {
+    let s = spec.service.as_str();
+    for (k, v) in &spec.environment {
+        no_template(s, "environment variable", k)?;
+        no_template(s, "environment value", v)?;
+    }
+    if let Some(h) = &spec.hostname {
+        no_template(s, "hostname", h)?;
+    }
+    for m in &spec.mounts {
+        match m {
+            dwit::Mount::Bind(b) => {
+                no_template(s, "bind source", &b.source)?;
+                no_template(s, "mount target", &b.target)?;
+            }
+            dwit::Mount::Volume(v) => {
+                no_template(s, "mount target", &v.target)?;
+                if let Some(k) = &v.key {
+                    no_template(s, "volume", k)?;
+                }
+            }
+            dwit::Mount::Tmpfs(t) => no_template(s, "mount target", &t.target)?,
+        }
+    }
+    Ok(())
 }
 
 /// A checked service: its engine name, the spec to create it with, and the stack resources it
@@ -90,6 +140,35 @@ pub fn plan(planner: &Planner, spec: &wit::ServiceSpec) -> Result<ServicePlan, D
     let s = spec.service.as_str();
     let container = as_container(spec, &spec.container_labels);
     bounded(&container)?;
+    no_templates(spec)?;
+    if spec.ports.len() > crate::capability::docker::plan::caps::PORTS {
+        return Err(invalid(
+            s,
+            format_args!(
+                "{} published ports; at most {}",
+                spec.ports.len(),
+                crate::capability::docker::plan::caps::PORTS
+            ),
+        ));
+    }
+    if let Some(ms) = spec.stop_grace_period_ms.filter(|ms| *ms > caps::STOP_GRACE_MS) {
+        return Err(invalid(
+            s,
+            format_args!(
+                "stop grace period {ms}ms is longer than {}ms (removing the service waits it out)",
+                caps::STOP_GRACE_MS
+            ),
+        ));
+    }
+    if let Some(ms) = spec.restart_policy.and_then(|r| r.delay_ms).filter(|ms| *ms < caps::RESTART_DELAY_MS) {
+        return Err(invalid(
+            s,
+            format_args!(
+                "restart delay {ms}ms is shorter than {}ms (each restart is a new task and container)",
+                caps::RESTART_DELAY_MS
+            ),
+        ));
+    }
     bounded(&as_container(spec, &spec.labels))?;
     planner.identity(&container)?;
     let mut body = ContainerCreateBody::default();

@@ -55,6 +55,11 @@ pub const MAX_SERVICES: usize = 64;
 pub const MAX_NETWORKS: usize = 8;
 /// Volumes one stack may have.
 pub const MAX_VOLUMES: usize = 256;
+/// Tasks one stack may run (replicas summed; a global service counts one per node), as many
+/// as a compose project may have containers.
+pub const MAX_TASKS: usize = crate::capability::docker::scope::MAX_CONTAINERS;
+/// Ports one stack may publish (each on every node).
+pub const MAX_PUBLISHED_PORTS: usize = crate::capability::docker::scope::MAX_PUBLISHED_PORTS;
 /// How long removing a service waits for its containers on this node to go.
 pub const REMOVE_WAIT: std::time::Duration = std::time::Duration::from_secs(90);
 
@@ -185,28 +190,42 @@ impl ScopedSwarm {
         DockerError::conflict(format!("a {what} named {name} exists but is not stack {}'s: {owner}", self.stack.name))
     }
 
-    /// Refuses a stack that holds services, networks or volumes the host did not create.
+    /// Refuses a stack that holds services, networks or volumes the host did not create, and
+    /// one deployed from another subject folder unless the user named the stack (`-p`): a
+    /// folder of the same name elsewhere does not get the stack (nor its volumes).
     async fn check_ownership(&self) -> Result<(), DockerError> {
         let filter = self.namespace_filter();
-        let ours = |l: &BTreeMap<String, String>| l.get(labels::OWNER) == Some(&self.stack.name);
+        let folder = self.stack.dir.display().to_string();
         let mut foreign = Vec::new();
+        let mut other_folder: Option<String> = None;
+        let mut sort = |what: &str, name: &str, l: &BTreeMap<String, String>| {
+            if l.get(labels::OWNER) != Some(&self.stack.name) {
+                foreign.push(format!("{what} {name}"));
+            } else if let Some(f) = l.get(labels::FOLDER).filter(|f| **f != folder) {
+                other_folder.get_or_insert(f.clone());
+            }
+        };
         // Listing services needs a swarm; without one there are none to own.
         if self.active().await? {
             for s in self.engine.list_services(&filter).await? {
-                if !ours(&s.labels) {
-                    foreign.push(format!("service {}", s.name));
-                }
+                sort("service", &s.name, &s.labels);
             }
         }
         for n in self.engine.list_networks(&filter).await? {
-            if !ours(&n.labels) {
-                foreign.push(format!("network {}", n.name));
-            }
+            sort("network", &n.name, &n.labels);
         }
         for v in self.engine.list_volumes(&filter).await? {
-            if !ours(&v.labels) {
-                foreign.push(format!("volume {}", v.name));
-            }
+            sort("volume", &v.name, &v.labels);
+        }
+        if let Some(f) = other_folder.filter(|_| foreign.is_empty() && !self.stack.named) {
+            return Err(DockerError::conflict(format!(
+                "stack {} was deployed from {}, not from this subject ({}): another subject of the same name does \
+                 not get it; pass -p {} to act on it from here",
+                self.stack.name,
+                crate::text::escape(&f),
+                self.stack.dir.display(),
+                self.stack.name
+            )));
         }
         if foreign.is_empty() {
             return Ok(());
@@ -218,6 +237,43 @@ impl ScopedSwarm {
              remove them (`docker stack rm {}`) or choose another name with -p",
             self.stack.name, self.stack.name
         )))
+    }
+
+    /// Refuses a service that would take the stack past its caps on tasks and published ports
+    /// (the project's caps for containers and ports: each task is a container on some node).
+    async fn within_caps(&self, spec: &ServiceSpec, others: &[StackService]) -> Result<(), DockerError> {
+        let nodes = self.engine.swarm_state().await?.nodes.and_then(|n| usize::try_from(n).ok()).unwrap_or(1).max(1);
+        let tasks = |mode: Option<&::bollard::models::ServiceSpecMode>| match mode {
+            Some(m) if m.global.is_some() => nodes,
+            Some(m) => {
+                m.replicated.as_ref().and_then(|r| r.replicas).and_then(|n| usize::try_from(n).ok()).unwrap_or(1)
+            }
+            None => 1,
+        };
+        let others: Vec<&StackService> = others.iter().filter(|o| o.key != spec.service).collect();
+        let mine = match spec.mode {
+            crate::bindings::swarm::ServiceMode::Replicated(n) => n as usize,
+            crate::bindings::swarm::ServiceMode::Global => nodes,
+        };
+        let total = mine + others.iter().map(|o| tasks(o.view.spec.mode.as_ref())).sum::<usize>();
+        if total > MAX_TASKS {
+            return Err(DockerError::LimitExceeded(format!(
+                "stack {} would run {total} tasks, the most a stack may run being {MAX_TASKS}",
+                self.stack.name
+            )));
+        }
+        let ports = spec.ports.len()
+            + others
+                .iter()
+                .map(|o| o.view.spec.endpoint_spec.as_ref().and_then(|e| e.ports.as_ref()).map_or(0, Vec::len))
+                .sum::<usize>();
+        if ports > MAX_PUBLISHED_PORTS {
+            return Err(DockerError::LimitExceeded(format!(
+                "stack {} would publish {ports} ports, the most a stack may publish being {MAX_PUBLISHED_PORTS}",
+                self.stack.name
+            )));
+        }
+        Ok(())
     }
 
     /// Whether the engine is an active swarm node that can manage services.
@@ -476,6 +532,7 @@ impl ScopedSwarm {
                 self.stack.name
             )));
         }
+        self.within_caps(spec, &services).await?;
         match self.engine.inspect_service(&plan.name).await {
             Ok(existing) => return Err(self.foreign("service", &plan.name, &existing.labels)),
             Err(EngineError::NotFound(_)) => {}
@@ -490,7 +547,15 @@ impl ScopedSwarm {
     pub async fn update_service(&self, spec: &ServiceSpec) -> Result<StackService, DockerError> {
         self.writable("updating a service")?;
         let plan = self.checked(spec).await?;
-        let current = self.find(&spec.service).await?;
+        let services = self.list_services().await?;
+        self.within_caps(spec, &services).await?;
+        let current = services.into_iter().find(|s| s.key == spec.service).ok_or_else(|| {
+            DockerError::not_found(format!(
+                "no service `{}` in stack {}",
+                crate::text::escape(&spec.service),
+                self.stack.name
+            ))
+        })?;
         let mut new = plan.spec;
         // Keep the restart counter: a lower one would not roll anything.
         if let (Some(task), Some(old)) = (new.task_template.as_mut(), current.view.spec.task_template.as_ref()) {
@@ -507,7 +572,15 @@ impl ScopedSwarm {
     pub async fn force_update_service(&self, spec: &ServiceSpec) -> Result<StackService, DockerError> {
         self.writable("restarting a service")?;
         let plan = self.checked(spec).await?;
-        let current = self.find(&spec.service).await?;
+        let services = self.list_services().await?;
+        self.within_caps(spec, &services).await?;
+        let current = services.into_iter().find(|s| s.key == spec.service).ok_or_else(|| {
+            DockerError::not_found(format!(
+                "no service `{}` in stack {}",
+                crate::text::escape(&spec.service),
+                self.stack.name
+            ))
+        })?;
         let mut new = plan.spec;
         let old = current.view.spec.task_template.as_ref().and_then(|t| t.force_update).unwrap_or(0);
         if let Some(task) = new.task_template.as_mut() {

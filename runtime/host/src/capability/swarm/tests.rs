@@ -206,3 +206,54 @@ fn service_only_settings_are_bounded() {
     });
     assert!(matches!(c.plan(ports(), &negative), Err(DockerError::Invalid(m)) if m.contains("negative")));
 }
+
+/// Swarm expands `{{…}}` in these fields on the node, after the host's checks: a bind source
+/// checked as a folder of the subject could become `/`.
+#[test]
+fn templates_swarm_would_expand_after_the_checks_are_refused() {
+    let c = case();
+    let folder = c.stack.dir.join("{{\"\\x2f..\\x2f..\\x2f..\"}}");
+    std::fs::create_dir_all(&folder).expect("a folder named like a template");
+    let mut bind = spec();
+    bind.mounts.push(dwit::Mount::Bind(dwit::BindMount {
+        source: folder.display().to_string(),
+        target: "/host".into(),
+        read_only: true,
+    }));
+    let mut env = spec();
+    env.environment = vec![("NODE".into(), "{{.Node.Hostname}}".into())];
+    let mut target = spec();
+    target.mounts.push(dwit::Mount::Tmpfs(dwit::TmpfsMount { target: "/t{{.Task.Slot}}".into(), size_bytes: None }));
+    for s in [bind, env, target] {
+        assert!(
+            matches!(c.plan(ports(), &s), Err(DockerError::Invalid(m)) if m.contains("expand as a template")),
+            "{s:?}"
+        );
+    }
+}
+
+#[test]
+fn what_would_outlive_or_outrun_down_is_bounded() {
+    let c = case();
+    let mut grace = spec();
+    grace.stop_grace_period_ms = Some(3_600_000);
+    assert!(matches!(c.plan(ports(), &grace), Err(DockerError::Invalid(m)) if m.contains("stop grace period")));
+    let mut storm = spec();
+    storm.restart_policy = Some(wit::RestartPolicy {
+        condition: wit::RestartCondition::Any,
+        delay_ms: Some(0),
+        max_attempts: None,
+        window_ms: None,
+    });
+    assert!(matches!(c.plan(ports(), &storm), Err(DockerError::Invalid(m)) if m.contains("restart delay")));
+    let mut many = spec();
+    many.ports = (1..=65)
+        .map(|p| wit::PublishedPort {
+            target: 2000 + p,
+            published: Some(20_000 + p),
+            protocol: dwit::Protocol::Tcp,
+            mode: wit::PublishMode::Host,
+        })
+        .collect();
+    assert!(matches!(c.plan(ports(), &many), Err(DockerError::Invalid(m)) if m.contains("65 published ports")));
+}
