@@ -359,6 +359,7 @@ impl ScopedSwarm {
                 self.stack.name
             )));
         }
+        self.wait_removed_tasks().await?;
         for n in ours {
             self.engine.remove_network(&n.id).await?;
             // The manager removes a swarm network after answering: wait until it is gone, so
@@ -435,6 +436,7 @@ impl ScopedSwarm {
                 self.stack.name
             )));
         };
+        self.wait_removed_tasks().await?;
         Ok(self.engine.remove_volume(&v.name).await?)
     }
 
@@ -591,30 +593,42 @@ impl ScopedSwarm {
         Ok(StackService { key: spec.service.clone(), view })
     }
 
-    /// Removes the stack's service `key` and waits (at most [`REMOVE_WAIT`]) until this node
-    /// runs none of its containers: Swarm stops tasks after the call returns, and the stack's
-    /// networks and volumes can go only once they are gone.
+    /// Removes the stack's service `key`. Swarm stops its tasks after answering; removing the
+    /// stack's networks and volumes waits for them ([`ScopedSwarm::wait_removed_tasks`]), so a
+    /// `down` removes every service at once and waits once.
     pub async fn remove_service(&self, key: &str) -> Result<(), DockerError> {
         self.writable("removing a service")?;
         let current = self.find(key).await?;
-        self.engine.remove_service(&current.view.id).await?;
-        let filter = vec![
-            format!("{}={}", labels::OWNER, self.stack.name),
-            format!("{}={}", labels::SERVICE, key),
-            format!("com.docker.swarm.service.id={}", current.view.id),
-        ];
+        Ok(self.engine.remove_service(&current.view.id).await?)
+    }
+
+    /// Waits (at most [`REMOVE_WAIT`]) until this node runs no container of a service of the
+    /// stack that is gone: until then its networks and volumes are in use.
+    async fn wait_removed_tasks(&self) -> Result<(), DockerError> {
+        const SERVICE_ID: &str = "com.docker.swarm.service.id";
+        let filter = vec![format!("{}={}", labels::OWNER, self.stack.name)];
         let deadline = tokio::time::Instant::now() + REMOVE_WAIT;
-        while !self.engine.list_containers(&filter).await?.is_empty() {
+        loop {
+            let live: Vec<String> = self.list_services().await?.into_iter().map(|s| s.view.id).collect();
+            let orphans = self
+                .engine
+                .list_containers(&filter)
+                .await?
+                .into_iter()
+                .filter(|c| c.labels.get(SERVICE_ID).is_some_and(|id| !live.contains(id)))
+                .count();
+            if orphans == 0 {
+                return Ok(());
+            }
             if tokio::time::Instant::now() >= deadline {
                 return Err(DockerError::Engine(EngineError::Failed(format!(
-                    "service {} was removed, but its containers on this node were still there after {} s",
-                    current.view.name,
+                    "{orphans} containers of removed services of stack {} were still on this node after {} s",
+                    self.stack.name,
                     REMOVE_WAIT.as_secs()
                 ))));
             }
             tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         }
-        Ok(())
     }
 
     /// The stack's service `key`.
