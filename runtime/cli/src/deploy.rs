@@ -33,13 +33,14 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 enum Target {
     /// A local cluster on this machine's Docker engine.
-    Local(Local),
+    Local(Actions),
     /// A stack of services on the Docker Swarm this engine manages (across its nodes).
-    Swarm(Local),
+    Swarm(Actions),
 }
 
+/// The actions of either target.
 #[derive(Debug, clap::Args)]
-struct Local {
+struct Actions {
     #[command(subcommand)]
     action: Action,
 }
@@ -188,12 +189,12 @@ fn resolve(ctx: &Context, common: &Common, labels_suffice: bool) -> anyhow::Resu
 }
 
 pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
-    let (swarm, local) = match args.target {
+    let (swarm, chosen) = match args.target {
         Target::Local(l) => (false, l),
         Target::Swarm(l) => (true, l),
     };
     let target = if swarm { "swarm" } else { "local" };
-    let common = match &local.action {
+    let common = match &chosen.action {
         Action::Up { common, .. }
         | Action::Down { common, .. }
         | Action::Status { common }
@@ -201,21 +202,21 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         | Action::Restart { common, .. } => common,
     };
     if !swarm {
-        if let Action::Up { publish_mode: Some(_), .. } = local.action {
+        if let Action::Up { publish_mode: Some(_), .. } = chosen.action {
             return Err(UsageError("--publish-mode applies to `deploy swarm` only".into()).into());
         }
-        if let Action::Restart { no_evict, endpoints, .. } = &local.action
+        if let Action::Restart { no_evict, endpoints, .. } = &chosen.action
             && (*no_evict || !endpoints.is_empty())
         {
             return Err(UsageError("--no-evict and --endpoint apply to `deploy swarm restart` only".into()).into());
         }
     }
     let labels_suffice = matches!(
-        local.action,
+        chosen.action,
         Action::Down { .. } | Action::Status { .. } | Action::Logs { .. } | Action::Restart { .. }
     ) && common.subject.is_some();
     let mut resolved = resolve(ctx, common, labels_suffice)?;
-    if let Action::Up { publish_mode: Some(mode), .. } = local.action {
+    if let Action::Up { publish_mode: Some(mode), .. } = chosen.action {
         // The flag is the compose extension the Swarm driver reads (a compose file may set it
         // too), handed over as one more file that overrides the subject's.
         let mode = match mode {
@@ -251,7 +252,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     }
     let ui = Arc::new(Lines::new(ctx.output));
     // Looking changes nothing: the driver's capability for status and logs can only read.
-    let access = if matches!(local.action, Action::Status { .. } | Action::Logs { .. }) {
+    let access = if matches!(chosen.action, Action::Status { .. } | Action::Logs { .. }) {
         deploy::Access::ReadOnly
     } else {
         deploy::Access::ReadWrite
@@ -271,7 +272,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let project = resolved.project.name.clone();
     let subject = common.subject.clone();
 
-    match local.action {
+    match chosen.action {
         Action::Up { wait, wait_timeout, .. } => {
             let call = deployer.up(wait || wait_timeout.is_some(), wait_timeout);
             let result = tokio::select! {
