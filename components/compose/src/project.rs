@@ -6,6 +6,7 @@
 //! not on a driver's host. Warnings are returned for the caller to log.
 
 use crate::bindings::exports::operator::core::deployment_target::{DeployError, Project as ProjectInput};
+use crate::bindings::operator::core::docker::DockerError;
 use crate::interpolate::{Env, interpolate_tree, parse_dotenv};
 use crate::model::{self, Project};
 use crate::yaml::{self, Kind, Node};
@@ -77,5 +78,20 @@ pub fn merge(base: Node, over: Node) -> Node {
             Node { line: over.line, kind: Kind::Map(b) }
         }
         (_, kind) => Node { line: over.line, kind },
+    }
+}
+
+/// A Docker error as one line (denials keep their hint).
+pub fn describe(e: &DockerError) -> String {
+    match e {
+        DockerError::Denied(d) => format!("denied: {} ({})", d.reason, d.hint),
+        DockerError::Invalid(m) => format!("invalid: {m}"),
+        DockerError::LimitExceeded(m) => format!("limit-exceeded: {m}"),
+        DockerError::NotFound(m) => m.clone(),
+        DockerError::Conflict(m) => m.clone(),
+        DockerError::ImageUnavailable(m) => m.clone(),
+        DockerError::Unavailable(m) => m.clone(),
+        DockerError::Timeout(m) => m.clone(),
+        DockerError::Failed(m) => m.clone(),
     }
 }

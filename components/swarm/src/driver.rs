@@ -95,20 +95,7 @@ fn docker_error(e: DockerError) -> DeployError {
     DeployError::Docker(describe(&e))
 }
 
-/// A Docker error as one line (denials keep their hint).
-pub fn describe(e: &DockerError) -> String {
-    match e {
-        DockerError::Denied(d) => format!("denied: {} ({})", d.reason, d.hint),
-        DockerError::Invalid(m) => format!("invalid: {m}"),
-        DockerError::LimitExceeded(m) => format!("limit-exceeded: {m}"),
-        DockerError::NotFound(m) => m.clone(),
-        DockerError::Conflict(m) => m.clone(),
-        DockerError::ImageUnavailable(m) => m.clone(),
-        DockerError::Unavailable(m) => m.clone(),
-        DockerError::Timeout(m) => m.clone(),
-        DockerError::Failed(m) => m.clone(),
-    }
-}
+pub use crate::project::describe;
 
 /// Loads the project with the shared compose loader and checks it for Swarm: settings a Swarm
 /// service cannot honour are `invalid-project` errors naming the line; warnings (the loader's,

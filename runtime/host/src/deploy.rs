@@ -215,6 +215,17 @@ impl ComposeProject {
         }
     }
 
+    /// What a capability is scoped to: the project (or stack) as the host resolved it.
+    fn scope(&self) -> Project {
+        Project {
+            name: self.name.clone(),
+            dir: self.dir.clone(),
+            config_files: self.files.iter().map(|(p, _)| p.clone()).collect(),
+            registries: self.registries.clone(),
+            named: self.named,
+        }
+    }
+
     fn input(&self) -> t::Project {
         t::Project {
             name: self.name.clone(),
@@ -539,13 +550,7 @@ impl<'r> Deployer<'r> {
     ) -> Result<Self, OpenError> {
         // The contract first: a mismatch needs neither the lock nor the engine.
         let inner = Sandboxed::bind(runtime, component, Policy::default())?;
-        let scope = Project {
-            name: project.name.clone(),
-            dir: project.dir.clone(),
-            config_files: project.files.iter().map(|(p, _)| p.clone()).collect(),
-            registries: project.registries.clone(),
-            named: project.named,
-        };
+        let scope = project.scope();
         let lock = ProjectLock::acquire(&project.name).await?;
         let docker = ScopedDocker::open(engine, scope, grants, progress.clone()).await.map_err(OpenError::Project)?;
         let docker = if access == Access::ReadOnly { docker.read_only() } else { docker };
@@ -569,13 +574,7 @@ impl<'r> Deployer<'r> {
         access: Access,
     ) -> Result<Self, OpenError> {
         let inner = Sandboxed::bind(runtime, component, Policy::default())?;
-        let stack = Project {
-            name: project.name.clone(),
-            dir: project.dir.clone(),
-            config_files: project.files.iter().map(|(p, _)| p.clone()).collect(),
-            registries: project.registries.clone(),
-            named: project.named,
-        };
+        let stack = project.scope();
         let lock = ProjectLock::acquire(&format!("stack@{}", project.name)).await?;
         let swarm = ScopedSwarm::open(engine, stack, grants).await.map_err(OpenError::Project)?;
         let swarm = if access == Access::ReadOnly { swarm.read_only() } else { swarm };

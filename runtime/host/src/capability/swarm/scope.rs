@@ -548,24 +548,7 @@ impl ScopedSwarm {
     /// Replaces the spec of the stack's service `spec.service` (Swarm rolls its tasks).
     pub async fn update_service(&self, spec: &ServiceSpec) -> Result<StackService, DockerError> {
         self.writable("updating a service")?;
-        let plan = self.checked(spec).await?;
-        let services = self.list_services().await?;
-        self.within_caps(spec, &services).await?;
-        let current = services.into_iter().find(|s| s.key == spec.service).ok_or_else(|| {
-            DockerError::not_found(format!(
-                "no service `{}` in stack {}",
-                crate::text::escape(&spec.service),
-                self.stack.name
-            ))
-        })?;
-        let mut new = plan.spec;
-        // Keep the restart counter: a lower one would not roll anything.
-        if let (Some(task), Some(old)) = (new.task_template.as_mut(), current.view.spec.task_template.as_ref()) {
-            task.force_update = old.force_update;
-        }
-        self.engine.update_service(&current.view.id, new, current.view.version).await?;
-        let view = self.engine.inspect_service(&current.view.id).await?;
-        Ok(StackService { key: spec.service.clone(), view })
+        self.replace(spec, false).await
     }
 
     /// Rolls every task of the stack's service `spec.service` with `spec` (checked and sent
@@ -573,6 +556,12 @@ impl ScopedSwarm {
     /// cannot read, such as the healthcheck).
     pub async fn force_update_service(&self, spec: &ServiceSpec) -> Result<StackService, DockerError> {
         self.writable("restarting a service")?;
+        self.replace(spec, true).await
+    }
+
+    /// Sends the checked `spec` as the service's new spec, keeping its restart counter (a lower
+    /// one would roll nothing), or raising it to roll every task (`roll`).
+    async fn replace(&self, spec: &ServiceSpec, roll: bool) -> Result<StackService, DockerError> {
         let plan = self.checked(spec).await?;
         let services = self.list_services().await?;
         self.within_caps(spec, &services).await?;
@@ -584,9 +573,9 @@ impl ScopedSwarm {
             ))
         })?;
         let mut new = plan.spec;
-        let old = current.view.spec.task_template.as_ref().and_then(|t| t.force_update).unwrap_or(0);
+        let old = current.view.spec.task_template.as_ref().and_then(|t| t.force_update);
         if let Some(task) = new.task_template.as_mut() {
-            task.force_update = Some(old.wrapping_add(1));
+            task.force_update = if roll { Some(old.unwrap_or(0).wrapping_add(1)) } else { old };
         }
         self.engine.update_service(&current.view.id, new, current.view.version).await?;
         let view = self.engine.inspect_service(&current.view.id).await?;
